@@ -1,0 +1,14 @@
+// Starting worker threads whose code is TypeScript (see worker-bootstrap.mjs).
+import { Worker, workerData as rawWorkerData, type WorkerOptions } from 'node:worker_threads';
+
+const bootstrap = new URL('./worker-bootstrap.mjs', import.meta.url);
+
+/** Start `entry` (a .ts module URL) in a worker thread; it reads `data` with workerPayload(). */
+export function startWorker(entry: URL, data: unknown, options: Omit<WorkerOptions, 'workerData'> = {}): Worker {
+  return new Worker(bootstrap, { ...options, workerData: { entry: entry.href, data } });
+}
+
+/** Inside a worker started by startWorker: the `data` it was given. */
+export function workerPayload<T>(): T {
+  return (rawWorkerData as { data: T }).data;
+}

@@ -1,0 +1,136 @@
+// One authenticated WebSocket of a migration (control, bulk or urgent):
+// validates every incoming message once against the current state, and on a
+// protocol error reports it to the peer, closes with the error's close code
+// and tells the owner — the process stays up.
+import type WebSocket from 'ws';
+import type { Logger } from '../log.ts';
+import { decodeMessage, encodeControl } from './codec.ts';
+import { ProtocolError, ProtocolMalformedError } from './errors.ts';
+import type { RamLayout } from './layout.ts';
+import type { ChannelKind, ControlMessage, Message, Role } from './messages.ts';
+import type { MigrationState } from './state.ts';
+
+export type SendCallback = (err?: Error) => void;
+
+export interface ChannelOptions {
+  readonly kind: ChannelKind;
+  /** This side's role. */
+  readonly role: Role;
+  /** The migration state each incoming message is checked against. */
+  readonly state: () => MigrationState;
+  readonly log: Logger;
+}
+
+// WebSocket close reasons are limited to 123 bytes.
+function closeReason(message: string): string {
+  const bytes = Buffer.from(message);
+  return bytes.length <= 123 ? message : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
+}
+
+export class MigrationChannel {
+  readonly kind: ChannelKind;
+  layout: RamLayout | undefined;
+  private handshaking = true;
+  private messageHandler: ((m: Message) => void) | undefined;
+  private readonly closeHandlers: ((code: number, reason: string, error?: ProtocolError) => void)[] = [];
+  private failure: ProtocolError | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly options: ChannelOptions,
+  ) {
+    this.kind = options.kind;
+    ws.on('message', (data, isBinary) => this.receive(data, isBinary));
+    ws.on('close', (code, reason) => {
+      for (const h of this.closeHandlers) h(code, reason.toString(), this.failure);
+    });
+    ws.on('error', (err) => options.log.warn({ channel: this.kind, err }, 'migration channel socket error'));
+  }
+
+  /** Messages after validation; only one consumer per channel. */
+  onMessage(handler: (m: Message) => void): void {
+    this.messageHandler = handler;
+  }
+
+  /** Called once when the socket closes; `error` is set when this side closed it for a protocol error. */
+  onClose(handler: (code: number, reason: string, error?: ProtocolError) => void): void {
+    this.closeHandlers.push(handler);
+  }
+
+  /** The handshake is done: from now on hello/welcome are refused and everything else allowed by the rules. */
+  established(layout: RamLayout): void {
+    this.handshaking = false;
+    this.layout = layout;
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === this.ws.OPEN;
+  }
+
+  /** Bytes handed to ws but not yet to the kernel (ws's queue plus the socket's). */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  send(message: ControlMessage, cb?: SendCallback): void {
+    this.sendBytes(encodeControl(message), cb);
+  }
+
+  /** A page frame (page-frame.ts) or pre-encoded message; never copied again by ws on our sockets. */
+  sendBytes(bytes: Uint8Array, cb?: SendCallback): void {
+    if (!this.open) {
+      cb?.(new Error(`the ${this.kind} channel is closed`));
+      return;
+    }
+    this.ws.send(bytes, { binary: true }, cb);
+  }
+
+  /** Stop reading: TCP backpressure then reaches the sender. */
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
+  get paused(): boolean {
+    return this.ws.isPaused;
+  }
+
+  /** Report `err` to the peer and close with its code. */
+  fail(err: ProtocolError): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.options.log.warn({ channel: this.kind, code: err.code }, err.message);
+    if (this.open) {
+      this.send({ type: 'error', code: err.code, message: err.message });
+      this.ws.close(err.closeCode, closeReason(err.message));
+    }
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, closeReason(reason));
+  }
+
+  private receive(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.failure) return;
+    let message: Message;
+    try {
+      if (!isBinary || !(data instanceof Buffer)) {
+        throw new ProtocolMalformedError(`the ${this.kind} channel carries binary msgpack frames only, got a text message`);
+      }
+      message = decodeMessage(data, {
+        receiver: this.options.role,
+        channel: this.kind,
+        state: this.options.state(),
+        handshaking: this.handshaking,
+        layout: this.layout,
+      });
+    } catch (err) {
+      this.fail(err instanceof ProtocolError ? err : new ProtocolMalformedError(String(err)));
+      return;
+    }
+    this.messageHandler?.(message);
+  }
+}

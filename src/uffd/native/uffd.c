@@ -1,5 +1,10 @@
-#include <node_api.h>
+/* The userfaultfd addon's entry point. Context-aware (no static JS state), so
+ * every worker thread may load it and view guest RAM mapped by another. */
+#include "addon.h"
 
-static napi_value Init(napi_env env, napi_value exports) { return exports; }
-
-NAPI_MODULE_INIT() { return Init(env, exports); }
+NAPI_MODULE_INIT() {
+  if (register_memory(env, exports) != napi_ok) return NULL;
+  if (register_ioctls(env, exports) != napi_ok) return NULL;
+  if (register_poll(env, exports) != napi_ok) return NULL;
+  return exports;
+}

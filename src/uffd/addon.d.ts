@@ -1,0 +1,81 @@
+// The shape of the native addon (build/Release/uffd.node). Every function is one
+// syscall; all policy lives in the TypeScript wrapper, the addon's only importer.
+// Thrown errors are Error objects with code = errno name ('EEXIST'), errno (a
+// positive number) and syscall ('ioctl(UFFDIO_REGISTER)'); bad arguments throw a
+// TypeError whose message starts with "Usage: ".
+
+/** A libuv poll handle watching one userfaultfd; opaque to JS. */
+export interface PollHandle {
+  readonly __pollHandle: unique symbol;
+}
+
+export interface NativeConstants {
+  readonly O_CLOEXEC: number;
+  readonly O_NONBLOCK: number;
+  readonly UFFD_USER_MODE_ONLY: number;
+  readonly MSG_SIZE: number;
+  readonly UFFD_FEATURE_PAGEFAULT_FLAG_WP: number;
+  readonly UFFD_FEATURE_EVENT_FORK: number;
+  readonly UFFD_FEATURE_EVENT_REMAP: number;
+  readonly UFFD_FEATURE_EVENT_REMOVE: number;
+  readonly UFFD_FEATURE_EVENT_UNMAP: number;
+  readonly UFFD_FEATURE_SIGBUS: number;
+  readonly UFFD_FEATURE_THREAD_ID: number;
+  readonly UFFD_FEATURE_EXACT_ADDRESS: number;
+  readonly UFFDIO_REGISTER_MODE_MISSING: number;
+  readonly UFFDIO_REGISTER_MODE_WP: number;
+  readonly UFFDIO_COPY_MODE_DONTWAKE: number;
+  readonly UFFDIO_COPY_MODE_WP: number;
+  readonly UFFDIO_ZEROPAGE_MODE_DONTWAKE: number;
+  readonly UFFDIO_WRITEPROTECT_MODE_WP: number;
+  readonly UFFDIO_WRITEPROTECT_MODE_DONTWAKE: number;
+  readonly UFFD_EVENT_PAGEFAULT: number;
+  readonly UFFD_EVENT_FORK: number;
+  readonly UFFD_EVENT_REMAP: number;
+  readonly UFFD_EVENT_REMOVE: number;
+  readonly UFFD_EVENT_UNMAP: number;
+  readonly UFFD_PAGEFAULT_FLAG_WRITE: number;
+  readonly UFFD_PAGEFAULT_FLAG_WP: number;
+  readonly UFFD_PAGEFAULT_FLAG_MINOR: number;
+  readonly _UFFDIO_REGISTER: number;
+  readonly _UFFDIO_UNREGISTER: number;
+  readonly _UFFDIO_WAKE: number;
+  readonly _UFFDIO_COPY: number;
+  readonly _UFFDIO_ZEROPAGE: number;
+  readonly _UFFDIO_WRITEPROTECT: number;
+  readonly _UFFDIO_CONTINUE: number;
+  readonly _UFFDIO_API: number;
+}
+
+export interface NativeAddon {
+  readonly constants: NativeConstants;
+  pageSize(): number;
+  /** mmap(NULL, length, RW, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE): the address. */
+  mmap(length: number): number;
+  munmap(address: number, length: number): void;
+  madviseDontneed(address: number, length: number): void;
+  /** An external ArrayBuffer over [address, address+length) that never frees it. */
+  view(address: number, length: number): ArrayBuffer;
+  /** open(path) + ioctl(USERFAULTFD_IOC_NEW, flags): the new userfaultfd. */
+  openDevice(path: string, flags: number): number;
+  /** userfaultfd(2) with flags (O_CLOEXEC|O_NONBLOCK, optionally UFFD_USER_MODE_ONLY). */
+  openSyscall(flags: number): number;
+  /** UFFDIO_API requesting `features`: every feature and ioctl the kernel offers. */
+  api(fd: number, features: number): { features: number; ioctls: bigint };
+  /** UFFDIO_REGISTER: the ioctls available on the range (bit _UFFDIO_COPY etc). */
+  register(fd: number, address: number, length: number, mode: number): bigint;
+  unregister(fd: number, address: number, length: number): void;
+  /** UFFDIO_COPY: bytes placed (less than source.length on a partial copy) or -errno. */
+  copy(fd: number, address: number, source: Uint8Array, mode: number): number;
+  /** UFFDIO_ZEROPAGE: bytes placed or -errno. */
+  zeropage(fd: number, address: number, length: number, mode: number): number;
+  wake(fd: number, address: number, length: number): void;
+  writeProtect(fd: number, address: number, length: number, mode: number): void;
+  /** Non-blocking read of whole uffd_msg records into buffer: how many were read. */
+  read(fd: number, buffer: ArrayBuffer): number;
+  close(fd: number): void;
+  /** Watch fd on this thread's libuv loop; each wake-up drains into buffer and calls back. */
+  pollStart(fd: number, buffer: ArrayBuffer, onMessages: (count: number, errno: string | null) => void): PollHandle;
+  pollStop(handle: PollHandle): void;
+  pollRef(handle: PollHandle, ref: boolean): void;
+}

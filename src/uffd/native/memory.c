@@ -1,0 +1,69 @@
+/* Guest RAM: anonymous private mappings, MADV_DONTNEED, and zero-copy views.
+ * A view is an external ArrayBuffer with a no-op finalizer: the region that
+ * called mmap owns the memory, so any thread may view it and none frees it. */
+#include "addon.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static napi_value page_size(napi_env env, napi_callback_info info) {
+  return make_number(env, (double)sysconf(_SC_PAGESIZE));
+}
+
+static napi_value do_mmap(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t length;
+  CHECK(args_get(env, info, "mmap(length: number)", 1, &a));
+  CHECK(arg_address(&a, 0, &length));
+  if (length == 0) return throw_errno(env, EINVAL, "mmap");
+  void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return throw_errno(env, errno, "mmap");
+  return make_number(env, (double)(uintptr_t)p);
+}
+
+static napi_value do_munmap(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t address, length;
+  CHECK(args_get(env, info, "munmap(address: number, length: number)", 2, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_address(&a, 1, &length));
+  if (munmap((void *)(uintptr_t)address, length) != 0) return throw_errno(env, errno, "munmap");
+  return make_undefined(env);
+}
+
+static napi_value madvise_dontneed(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t address, length;
+  CHECK(args_get(env, info, "madviseDontneed(address: number, length: number)", 2, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_address(&a, 1, &length));
+  if (madvise((void *)(uintptr_t)address, length, MADV_DONTNEED) != 0)
+    return throw_errno(env, errno, "madvise(MADV_DONTNEED)");
+  return make_undefined(env);
+}
+
+static void no_free(napi_env env, void *data, void *hint) {}
+
+static napi_value view(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t address, length;
+  CHECK(args_get(env, info, "view(address: number, length: number)", 2, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_u64(&a, 1, &length));
+  if (address == 0 || length == 0) return throw_errno(env, EINVAL, "view");
+  napi_value ab;
+  NAPI_OK(env, napi_create_external_arraybuffer(env, (void *)(uintptr_t)address, length, no_free, NULL, &ab));
+  return ab;
+}
+
+napi_status register_memory(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"pageSize", NULL, page_size, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mmap", NULL, do_mmap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"munmap", NULL, do_munmap, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"madviseDontneed", NULL, madvise_dontneed, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"view", NULL, view, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

@@ -5,7 +5,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { ProtocolError, ProtocolMalformedError, ProtocolTooLargeError, ProtocolVersionError } from './errors.ts';
 import { FieldReader, type Fields } from './fields.ts';
 import { pageCountOf, pageIndex, type RamLayout } from './layout.ts';
-import { CHANNELS, type ControlMessage, type Message, type MessageType } from './messages.ts';
+import { CHANNELS, type ControlMessage, type Message } from './messages.ts';
 import type { EncodedPageSet } from './page-bitmap.ts';
 import { decodePageFrame, isPageFrame } from './page-frame.ts';
 import { checkAllowed, RULES, type ReceiveContext } from './rules.ts';
@@ -17,6 +17,7 @@ import { MAX_CONTROL_BYTES, MAX_REQUEST_PAGES, PROTOCOL_VERSION } from './versio
 const packr = new Packr({ useRecords: false, moreTypes: false, encodeUndefinedAsNil: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: false });
 
+const CONTROL_TYPES = Object.keys(RULES).filter((k) => !k.endsWith('-frame')) as ControlMessage['type'][];
 const SESSION_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 const MAX_VCPUS = 1024;
@@ -44,8 +45,8 @@ export function decodeMessage(bytes: Uint8Array, ctx: DecodeContext): Message {
 
 function decodeUnchecked(bytes: Uint8Array, ctx: DecodeContext): Message {
   if (isPageFrame(bytes)) {
-    // Peek at the kind byte only to name the rule; decodePageFrame validates it.
-    checkAllowed(bytes[2] === 2 ? 'zero-run' : 'pages', ctx);
+    // Peek at the flags byte to pick the rule; decodePageFrame validates it all.
+    checkAllowed(bytes.length > 3 && (bytes[3] & 1) !== 0 ? 'precopy-frame' : 'postcopy-frame', ctx);
     const layout = requireLayout(ctx, 'page frame');
     return decodePageFrame(bytes, layout.pageSize, pageCountOf(layout));
   }
@@ -70,10 +71,10 @@ function decodeUnchecked(bytes: Uint8Array, ctx: DecodeContext): Message {
     );
   }
   const type = fields.type;
-  if (typeof type !== 'string' || !Object.hasOwn(RULES, type) || type === 'pages' || type === 'zero-run') {
+  if (typeof type !== 'string' || !Object.hasOwn(RULES, type) || type === 'precopy-frame' || type === 'postcopy-frame') {
     throw new ProtocolMalformedError(`unknown message type ${JSON.stringify(type)?.slice(0, 40)} on the ${ctx.channel} channel`);
   }
-  checkAllowed(type as MessageType, ctx);
+  checkAllowed(type as ControlMessage['type'], ctx);
   return readControl(type as ControlMessage['type'], new FieldReader(fields, type), ctx);
 }
 
@@ -149,7 +150,7 @@ function readControl(type: ControlMessage['type'], f: FieldReader, ctx: DecodeCo
       return { type, received: readPageSet(f, requireLayout(ctx, 'recover')) };
     case 'ack':
       f.only(['of']);
-      return { type, of: f.oneOf('of', Object.keys(RULES) as ControlMessage['type'][]) };
+      return { type, of: f.oneOf('of', CONTROL_TYPES) };
     case 'cancel':
       f.only(['reason']);
       return { type, reason: f.string('reason', 1024) };

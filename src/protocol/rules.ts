@@ -5,36 +5,46 @@ import { ProtocolStateError } from './errors.ts';
 import type { ChannelKind, MessageType, Role } from './messages.ts';
 import type { MigrationState } from './state.ts';
 
+/** Page frames are checked by their flag: precopy frames ride the control channel. */
+export type RuleKey = Exclude<MessageType, 'pages' | 'zero-run'> | 'precopy-frame' | 'postcopy-frame';
+
+type States = readonly MigrationState[] | 'any';
+
 interface Rule {
   readonly from: Role | 'either';
-  readonly channels: readonly ChannelKind[];
-  /** States of the receiver in which the message is accepted; 'any' for all. */
-  readonly states: readonly MigrationState[] | 'any';
+  /** The channels it may arrive on, each with the receiver states in which it is accepted. */
+  readonly on: Partial<Record<ChannelKind, States>>;
   /** Only as the first message of a channel (hello/welcome), never after. */
   readonly handshake?: true;
 }
 
-const ALL: readonly ChannelKind[] = ['control', 'bulk', 'urgent'];
 const LIVE: readonly MigrationState[] = ['setup', 'precopy-active', 'device', 'postcopy-active', 'postcopy-paused'];
+const HANDSHAKE: readonly MigrationState[] = ['setup', 'postcopy-paused'];
+const everywhere = (states: States): Rule['on'] => ({ control: states, bulk: states, urgent: states });
 
-export const RULES: Record<MessageType, Rule> = {
-  hello: { from: 'source', channels: ALL, states: ['setup', 'postcopy-paused'], handshake: true },
-  welcome: { from: 'destination', channels: ALL, states: ['setup', 'postcopy-paused'], handshake: true },
-  'precopy-begin': { from: 'source', channels: ['control'], states: ['setup'] },
-  discard: { from: 'source', channels: ['control'], states: ['precopy-active', 'device'] },
-  'machine-state': { from: 'source', channels: ['control'], states: ['setup', 'precopy-active'] },
-  'postcopy-run': { from: 'source', channels: ['control'], states: ['device'] },
-  complete: { from: 'destination', channels: ['control'], states: ['postcopy-active'] },
-  recover: { from: 'destination', channels: ['control'], states: ['postcopy-paused'] },
-  resume: { from: 'source', channels: ['control'], states: ['postcopy-paused'] },
-  ack: { from: 'either', channels: ['control'], states: LIVE },
-  cancel: { from: 'either', channels: ['control'], states: ['setup', 'precopy-active', 'device'] },
-  error: { from: 'either', channels: ALL, states: 'any' },
-  'page-request': { from: 'destination', channels: ['urgent'], states: ['postcopy-active'] },
-  // Precopy pages may still flow while the source is stopped (the last dirty
-  // pages of a precopy switchover); requested pages only once postcopy runs.
-  pages: { from: 'source', channels: ['bulk', 'urgent'], states: ['precopy-active', 'device', 'postcopy-active'] },
-  'zero-run': { from: 'source', channels: ['bulk', 'urgent'], states: ['precopy-active', 'device', 'postcopy-active'] },
+export const RULES: Record<RuleKey, Rule> = {
+  hello: { from: 'source', on: everywhere(HANDSHAKE), handshake: true },
+  welcome: { from: 'destination', on: everywhere(HANDSHAKE), handshake: true },
+  'precopy-begin': { from: 'source', on: { control: ['setup'] } },
+  discard: { from: 'source', on: { control: ['precopy-active', 'device'] } },
+  'machine-state': { from: 'source', on: { control: ['setup', 'precopy-active'] } },
+  'postcopy-run': { from: 'source', on: { control: ['device'] } },
+  complete: { from: 'destination', on: { control: ['postcopy-active'] } },
+  recover: { from: 'destination', on: { control: ['postcopy-paused'] } },
+  resume: { from: 'source', on: { control: ['postcopy-paused'] } },
+  ack: { from: 'either', on: { control: LIVE } },
+  cancel: { from: 'either', on: { control: ['setup', 'precopy-active', 'device'] } },
+  error: { from: 'either', on: everywhere('any') },
+  // Requests sent just before `complete` may still arrive after it: ignored, not refused.
+  'page-request': { from: 'destination', on: { urgent: ['postcopy-active', 'completed'] } },
+  // Precopy pages share the control channel with discard and machine-state,
+  // so TCP orders them: a stale precopy page can never land after the discard
+  // that drops it. They may still flow while the source is stopped (the last
+  // dirty pages of a precopy switchover).
+  'precopy-frame': { from: 'source', on: { control: ['precopy-active', 'device'] } },
+  // The background push may start before postcopy-run is read, and frames in
+  // flight when the destination completes are dropped, not refused.
+  'postcopy-frame': { from: 'source', on: { bulk: ['device', 'postcopy-active', 'completed'], urgent: ['postcopy-active', 'completed'] } },
 };
 
 export interface ReceiveContext {
@@ -46,26 +56,27 @@ export interface ReceiveContext {
   readonly handshaking: boolean;
 }
 
-/** Throws ProtocolStateError unless `type` may arrive in `ctx`. */
-export function checkAllowed(type: MessageType, ctx: ReceiveContext): void {
-  const rule = RULES[type];
+/** Throws ProtocolStateError unless a message of `key` may arrive in `ctx`. */
+export function checkAllowed(key: RuleKey, ctx: ReceiveContext): void {
+  const rule = RULES[key];
   const sender: Role = ctx.receiver === 'source' ? 'destination' : 'source';
   if (rule.from !== 'either' && rule.from !== sender) {
-    throw new ProtocolStateError(`a ${ctx.receiver} never receives '${type}'; only a ${rule.from} sends it — check which side connected to which`);
+    throw new ProtocolStateError(`a ${ctx.receiver} never receives '${key}'; only a ${rule.from} sends it — check which side connected to which`);
   }
-  if (!rule.channels.includes(ctx.channel)) {
-    throw new ProtocolStateError(`'${type}' is not allowed on the ${ctx.channel} channel; it belongs on ${rule.channels.join(' or ')}`);
+  const states = rule.on[ctx.channel];
+  if (states === undefined) {
+    throw new ProtocolStateError(`'${key}' is not allowed on the ${ctx.channel} channel; it belongs on ${Object.keys(rule.on).join(' or ')}`);
   }
-  if (type !== 'error' && ctx.handshaking !== (rule.handshake === true)) {
+  if (key !== 'error' && ctx.handshaking !== (rule.handshake === true)) {
     throw new ProtocolStateError(
       ctx.handshaking
-        ? `the ${ctx.channel} channel must start with ${ctx.receiver === 'destination' ? 'hello' : 'welcome'}, not '${type}'`
-        : `'${type}' arrived on the ${ctx.channel} channel after its handshake was done; send it only once, first`,
+        ? `the ${ctx.channel} channel must start with ${ctx.receiver === 'destination' ? 'hello' : 'welcome'}, not '${key}'`
+        : `'${key}' arrived on the ${ctx.channel} channel after its handshake was done; send it only once, first`,
     );
   }
-  if (rule.states !== 'any' && !rule.states.includes(ctx.state)) {
+  if (states !== 'any' && !states.includes(ctx.state)) {
     throw new ProtocolStateError(
-      `'${type}' is not allowed while the migration is ${ctx.state}; it is accepted only in ${rule.states.join(', ')}`,
+      `'${key}' is not allowed on the ${ctx.channel} channel while the migration is ${ctx.state}; it is accepted there only in ${states.join(', ')}`,
     );
   }
 }

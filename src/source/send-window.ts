@@ -1,0 +1,58 @@
+// Flow control for one outgoing channel: counts the bytes handed to ws whose
+// send callback has not fired yet, and says when to stop and when to go on.
+//
+// Why send callbacks and not the socket's 'drain': ws's WebSocket has no
+// 'drain' event, and ws._socket is private. A send callback fires when the
+// frame was written to the kernel, so the bytes counted here are what
+// ws.bufferedAmount reports, through public API, frame by frame; the pusher
+// resumes at the low-water mark instead of waiting for an empty buffer.
+export interface FrameSink {
+  sendBytes(bytes: Uint8Array, cb?: (err?: Error) => void): void;
+  readonly open: boolean;
+}
+
+export class SendWindow {
+  private inFlight = 0;
+  private waiter: (() => void) | undefined;
+
+  constructor(
+    private readonly sink: FrameSink,
+    readonly highWaterMark: number,
+    private readonly lowWaterMark = highWaterMark / 2,
+  ) {}
+
+  get queuedBytes(): number {
+    return this.inFlight;
+  }
+
+  get full(): boolean {
+    return this.inFlight >= this.highWaterMark;
+  }
+
+  get open(): boolean {
+    return this.sink.open;
+  }
+
+  send(frame: Uint8Array): void {
+    this.inFlight += frame.length;
+    this.sink.sendBytes(frame, () => {
+      this.inFlight -= frame.length;
+      if (this.waiter && this.inFlight <= this.lowWaterMark) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w();
+      }
+    });
+  }
+
+  /** Calls `resume` once the queue fell to the low-water mark (a closed sink never calls it). */
+  whenWritable(resume: () => void): void {
+    if (this.inFlight <= this.lowWaterMark) queueMicrotask(resume);
+    else this.waiter = resume;
+  }
+
+  /** Awaitable form of whenWritable for the precopy sender. */
+  writable(): Promise<void> {
+    return new Promise((resolve) => this.whenWritable(resolve));
+  }
+}

@@ -1,0 +1,65 @@
+// The bounded queue between the bulk socket and the placer. Bulk frames are
+// placed a few per event-loop turn so urgent pages and fault events are read
+// in between; when the queue is full the bulk socket is paused, TCP fills up
+// and the source's send window closes: no unbounded queue anywhere.
+import type { PageFrame } from '../protocol/messages.ts';
+
+export interface PausableSource {
+  pause(): void;
+  resume(): void;
+}
+
+export class BulkIntake {
+  private readonly queue: PageFrame[] = [];
+  private scheduled = false;
+  private paused = false;
+  /** Largest queue length seen (frames), for tests and figures. */
+  highestQueued = 0;
+
+  constructor(
+    private readonly source: PausableSource,
+    private readonly place: (frame: PageFrame) => void,
+    private readonly limit = 16,
+    private readonly framesPerTurn = 2,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  // ws may still deliver what it already buffered after pause(), so the
+  // queue can exceed `limit` by at most one socket read's worth of frames.
+  push(frame: PageFrame): void {
+    this.queue.push(frame);
+    this.highestQueued = Math.max(this.highestQueued, this.queue.length);
+    if (this.queue.length >= this.limit && !this.paused) {
+      this.paused = true;
+      this.source.pause();
+    }
+    this.schedule();
+  }
+
+  /** Drops what is queued (the connection broke; recovery resends it). */
+  clear(): void {
+    this.queue.length = 0;
+    this.paused = false;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    for (let i = 0; i < this.framesPerTurn && this.queue.length > 0; i++) {
+      this.place(this.queue.shift() as PageFrame);
+    }
+    if (this.paused && this.queue.length <= this.limit / 2) {
+      this.paused = false;
+      this.source.resume();
+    }
+    if (this.queue.length > 0) this.schedule();
+  }
+}

@@ -1,0 +1,129 @@
+// The destination's page engine wired to its three channels: urgent pages
+// are placed the moment they arrive, bulk pages through the bounded intake,
+// precopy pages and discards in control-channel order; faults become
+// requests; when every page is present it unregisters the range, tells the
+// source (`complete`) and moves the migration to completed.
+import type { Logger } from '../log.ts';
+import type { ChannelSet } from '../protocol/listener.ts';
+import type { ControlMessage, Message, Recover } from '../protocol/messages.ts';
+import type { MigrationStateMachine } from '../protocol/state.ts';
+import { BulkIntake } from './bulk-intake.ts';
+import { FaultHandler } from './fault-handler.ts';
+import { PagePlacer } from './page-placer.ts';
+import type { FaultEvent, PlacementRegion, PlacementUffd } from './uffd-port.ts';
+
+export interface IncomingPagesOptions {
+  readonly uffd: PlacementUffd;
+  readonly region: PlacementRegion;
+  readonly pageSize: number;
+  readonly state: MigrationStateMachine;
+  readonly log: Logger;
+  /** Bulk frames queued before the bulk socket is paused (default 16). */
+  readonly bulkQueueFrames?: number;
+}
+
+export class IncomingPages {
+  readonly placer: PagePlacer;
+  readonly faults: FaultHandler;
+  private channels: ChannelSet | undefined;
+  private intake: BulkIntake | undefined;
+  private completeHandler: (() => void) | undefined;
+
+  constructor(private readonly options: IncomingPagesOptions) {
+    this.placer = new PagePlacer(options);
+    this.faults = new FaultHandler({
+      placer: this.placer,
+      uffd: options.uffd,
+      regionAddress: options.region.address,
+      pageSize: options.pageSize,
+      log: options.log,
+      request: (pages) => {
+        const urgent = this.channels?.urgent;
+        if (!urgent?.open) return false;
+        urgent.send({ type: 'page-request', pages });
+        return true;
+      },
+    });
+  }
+
+  get bulkQueued(): number {
+    return this.intake?.queued ?? 0;
+  }
+
+  get bulkHighestQueued(): number {
+    return this.intake?.highestQueued ?? 0;
+  }
+
+  /** Channels of a (re)established connection; control messages other than pages and discards go to `onControl`. */
+  attach(channels: ChannelSet, onControl: (m: ControlMessage) => void): void {
+    this.channels = channels;
+    this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16);
+    const intake = this.intake;
+    channels.urgent.onMessage((m) => {
+      if (m.type === 'pages' || m.type === 'zero-run') this.place(m);
+    });
+    channels.bulk.onMessage((m) => {
+      if (m.type === 'pages' || m.type === 'zero-run') intake.push(m);
+    });
+    channels.control.onMessage((m) => this.control(m, onControl));
+  }
+
+  /** The connection broke: forget the channels, keep every page and every waiting fault. */
+  detach(): void {
+    this.intake?.clear();
+    this.intake = undefined;
+    this.channels = undefined;
+  }
+
+  handleFault(event: FaultEvent): void {
+    this.faults.handleFault(event);
+  }
+
+  /** What to send the source after a reconnect: the pages already here. */
+  recoverMessage(): Recover {
+    return { type: 'recover', received: this.placer.received.encode() };
+  }
+
+  /** The source applied our bitmap: ask again for what the vCPUs still wait on. */
+  resumed(): void {
+    this.faults.resendOutstanding();
+    this.checkComplete();
+  }
+
+  /** The guest runs (postcopy-active): completion may now be declared. */
+  postcopyStarted(): void {
+    this.checkComplete();
+  }
+
+  onComplete(handler: () => void): void {
+    this.completeHandler = handler;
+  }
+
+  private control(m: Message, onControl: (m: ControlMessage) => void): void {
+    if (m.type === 'pages' || m.type === 'zero-run') {
+      this.place(m);
+    } else if (m.type === 'discard') {
+      this.placer.applyDiscards(m.runs);
+      this.channels?.control.send({ type: 'ack', of: 'discard' });
+    } else {
+      onControl(m);
+    }
+  }
+
+  private place(frame: Parameters<PagePlacer['place']>[0]): void {
+    if (this.options.state.state === 'completed') return;
+    this.placer.place(frame);
+    this.checkComplete();
+  }
+
+  private checkComplete(): void {
+    const { state, uffd, region, log } = this.options;
+    if (!this.placer.allPresent || state.state !== 'postcopy-active') return;
+    // Every page is present, so no vCPU can fault again on this range.
+    uffd.unregister(region.address, region.length);
+    this.channels?.control.send({ type: 'complete', pages: this.placer.received.count });
+    state.moveTo('completed');
+    log.info({ pages: this.placer.received.count }, 'all pages present; migration completed');
+    this.completeHandler?.();
+  }
+}

@@ -1,0 +1,121 @@
+import { once } from 'node:events';
+import { pack } from 'msgpackr';
+import WebSocket from 'ws';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { generateSessionId, generateToken, tokensEqual } from '../../src/protocol/auth.ts';
+import { connectMigration } from '../../src/protocol/connect.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
+import { MigrationListener, type IncomingMigration } from '../../src/protocol/listener.ts';
+import type { MachineIdentity } from '../../src/protocol/messages.ts';
+import { MigrationStateMachine } from '../../src/protocol/state.ts';
+import { memoryLog } from './log-sink.ts';
+
+const identity: MachineIdentity = {
+  pageSize: 4096,
+  ramBase: 0x8000_0000,
+  ramSize: 16 * 1024 * 1024,
+  vcpus: 2,
+  imageSha256: 'a'.repeat(64),
+};
+
+describe('migration handshake', () => {
+  const token = generateToken();
+  const sink = memoryLog();
+  let destState: MigrationStateMachine;
+  let listener: MigrationListener;
+  let url: string;
+
+  beforeEach(async () => {
+    destState = new MigrationStateMachine();
+    listener = await MigrationListener.listen({ token, pageSize: 4096, expect: { vcpus: 2 }, state: destState, log: sink.log });
+    url = `ws://127.0.0.1:${listener.port}`;
+  });
+
+  afterEach(async () => {
+    await listener.close();
+  });
+
+  function connect(over: Partial<Parameters<typeof connectMigration>[0]> = {}) {
+    return connectMigration({ url, token, session: generateSessionId(), identity, state: new MigrationStateMachine(), log: sink.log, ...over });
+  }
+
+  async function refusal(p: Promise<unknown>): Promise<ProtocolError> {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ProtocolError);
+    return err as ProtocolError;
+  }
+
+  it('connects control, bulk and urgent of one session and reports it once', async () => {
+    const incoming = new Promise<IncomingMigration>((resolve) => listener.onMigration(resolve));
+    const channels = await connect();
+    const m = await incoming;
+    expect(m.identity).toEqual(identity);
+    expect(m.resume).toBe(false);
+    expect(Object.keys(m.channels).sort()).toEqual(['bulk', 'control', 'urgent']);
+    for (const c of Object.values(channels)) c.close();
+  });
+
+  it('refuses a wrong token with PROTO_ERR_AUTH and close code 4401, and stays up', async () => {
+    const err = await refusal(connect({ token: 'not-the-token' }));
+    expect(err.code).toBe('PROTO_ERR_AUTH');
+    expect(err.message).toMatch(/wrong migration token .*\(--token or POSTCOPY_TOKEN\)/);
+    const raw = new WebSocket(`${url}/control`);
+    await once(raw, 'open');
+    raw.send(pack({ v: 1, type: 'hello', channel: 'control', token: 'x', session: generateSessionId(), resume: false, ...identity }));
+    const [code] = (await once(raw, 'close')) as [number];
+    expect(code).toBe(4401);
+    const ok = await connect();
+    ok.control.close();
+  });
+
+  it('refuses a machine mismatch naming both values', async () => {
+    const err = await refusal(connect({ identity: { ...identity, vcpus: 4 } }));
+    expect(err.code).toBe('PROTO_ERR_MISMATCH');
+    expect(err.message).toMatch(/vCPU count mismatch: the source sends 4, this destination expects 2/);
+    const page = await refusal(connect({ identity: { ...identity, pageSize: 16384 } }));
+    expect(page.message).toMatch(/page size mismatch: the source sends 16384 bytes, this destination expects 4096 bytes/);
+  });
+
+  it('refuses another protocol version with close code 4426 and a message naming both', async () => {
+    const raw = new WebSocket(`${url}/control`);
+    await once(raw, 'open');
+    const replies: Buffer[] = [];
+    raw.on('message', (d: Buffer) => replies.push(d));
+    raw.send(pack({ v: 2, type: 'hello' }));
+    const [code] = (await once(raw, 'close')) as [number];
+    expect(code).toBe(4426);
+    const { unpack } = await import('msgpackr');
+    expect(unpack(replies[0])).toMatchObject({ type: 'error', code: 'PROTO_ERR_VERSION' });
+    expect(sink.lines().some((l) => /protocol version 2, this side speaks 1/.test(l.msg))).toBe(true);
+  });
+
+  it('refuses a second migration while one is under way', async () => {
+    const first = await connect();
+    const err = await refusal(connect());
+    expect(err.code).toBe('PROTO_ERR_STATE');
+    expect(err.message).toMatch(/already receiving migration/);
+    first.control.close();
+  });
+
+  it('closes a channel that sends garbage after its handshake, with the error on the wire', async () => {
+    const incoming = new Promise<IncomingMigration>((resolve) => listener.onMigration(resolve));
+    const channels = await connect();
+    const m = await incoming;
+    const closed = new Promise<[number, string, ProtocolError | undefined]>((resolve) => m.channels.bulk.onClose((...a) => resolve(a)));
+    channels.bulk.sendBytes(Buffer.from([0x93, 0x01]));
+    const [code, , error] = await closed;
+    expect(code).toBe(4400);
+    expect(error?.code).toBe('PROTO_ERR_MALFORMED');
+    expect(channels.control.open).toBe(true);
+    channels.control.close();
+  });
+
+  it('compares tokens in constant time over any lengths', () => {
+    expect(tokensEqual('abc', 'abc')).toBe(true);
+    expect(tokensEqual('abc', 'abcd')).toBe(false);
+    expect(tokensEqual('', generateToken())).toBe(false);
+  });
+});

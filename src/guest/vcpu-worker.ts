@@ -1,0 +1,151 @@
+// One vCPU: a worker thread that owns a Hart and its own device objects (over
+// the machine's shared device state) and runs guest code in slices, looking
+// at its control word between slices. Started by Machine through startWorker.
+import { parentPort } from 'node:worker_threads';
+import { workerPayload } from '../worker.ts';
+import { Hart, type HartState } from './cpu/hart.ts';
+import { ensurePresent } from './cpu/ram.ts';
+import { BlockDevice, BlockRegisters } from './devices/block-device.ts';
+import { Clint, ClintRegisters } from './devices/clint.ts';
+import { Finisher, FinisherRegisters } from './devices/finisher.ts';
+import { Uart, UartRegisters } from './devices/uart.ts';
+import type { DiskImage } from './disk-image.ts';
+import { DirtyLog } from './dirty-log.ts';
+import { MmioBus } from './mmio-bus.ts';
+import { PAGE_SIZE, RAM_BASE, type RamOffset } from './memory-map.ts';
+import { attachRam, type RamHandle } from './ram.ts';
+import { COMMAND_PAUSE, COMMAND_QUIT, VcpuControl, type IdleReason, type WorkerReport } from './vcpu-control.ts';
+
+export interface SharedMachineBuffers {
+  control: SharedArrayBuffer;
+  stopAt: SharedArrayBuffer;
+  dirty: SharedArrayBuffer;
+  clint: SharedArrayBuffer;
+  uart: SharedArrayBuffer;
+  finisher: SharedArrayBuffer;
+  block: SharedArrayBuffer;
+}
+
+export type HartStart = { kind: 'boot'; entry: number; a1: number } | { kind: 'restore'; state: HartState };
+
+export interface VcpuWorkerData {
+  hart: number;
+  ram: RamHandle;
+  ramSize: number;
+  shared: SharedMachineBuffers;
+  disk: DiskImage | null;
+  start: HartStart;
+  /** Ticks per slice: the longest a pause or stop waits for this vCPU. */
+  slice: number;
+}
+
+const CONSOLE_FLUSH_BYTES = 4096;
+
+const data = workerPayload<VcpuWorkerData>();
+const port = parentPort!;
+const post = (report: WorkerReport): void => port.postMessage(report);
+
+try {
+  await runVcpu(data);
+} catch (err) {
+  post({ type: 'failed', hart: data.hart, message: (err as Error).message ?? String(err), stack: (err as Error).stack });
+}
+
+async function runVcpu(d: VcpuWorkerData): Promise<void> {
+  const ram = await attachRam(d.ram);
+  const control = new VcpuControl(d.shared.control, d.shared.stopAt);
+  const dirty = new DirtyLog(d.ramSize, d.shared.dirty);
+  const clintRegs = new ClintRegisters(d.shared.clint);
+  const finisherRegs = new FinisherRegisters(d.shared.finisher);
+  const ramBytes = new Uint8Array(ram.buffer, 0, d.ramSize);
+
+  let consoleBytes: number[] = [];
+  const flushConsole = (): void => {
+    if (consoleBytes.length === 0) return;
+    post({ type: 'console', hart: d.hart, bytes: Uint8Array.from(consoleBytes) });
+    consoleBytes = [];
+  };
+
+  // The hart is created after its devices but they need it (time, code
+  // invalidation, stop): they reach it through this late-bound reference.
+  let hart: Hart | undefined;
+  const devices = [
+    new Uart(new UartRegisters(d.shared.uart), (byte) => {
+      consoleBytes.push(byte);
+      if (consoleBytes.length >= CONSOLE_FLUSH_BYTES) flushConsole();
+    }),
+    new Finisher(finisherRegs, (finisher) => {
+      hart!.requestStop();
+      post({ type: 'finished', hart: d.hart, finisher });
+    }),
+    new Clint(clintRegs, d.hart, { time: () => hart!.time, wake: (target) => control.ring(target) }),
+    new BlockDevice(new BlockRegisters(d.shared.block), d.hart, d.disk, {
+      ram: ramBytes,
+      beforeDma: (offset, length) => {
+        if (!ram.gate) return;
+        for (let at = offset - (offset % PAGE_SIZE); at < offset + length; at += PAGE_SIZE) ensurePresent(ram.gate, at, true);
+      },
+      afterRamWrite: (offset: RamOffset, length) => {
+        dirty.markRange(offset, length);
+        hart!.invalidateCode(offset, length);
+      },
+    }),
+  ];
+  const bus = new MmioBus(devices);
+  // CLINT compare values are 64-bit; the hart compares against a safe integer.
+  const maxCompare = BigInt(Number.MAX_SAFE_INTEGER);
+  hart = new Hart(d.hart, {
+    ram: ram.buffer,
+    ramBase: RAM_BASE,
+    ramSize: d.ramSize,
+    dirty: dirty.bytes,
+    gate: ram.gate,
+    mmioLoad: (addr, size) => bus.load(addr, size),
+    mmioStore: (addr, size, value) => bus.store(addr, size, value),
+    timerCompare: () => {
+      const cmp = clintRegs.timecmp(d.hart);
+      return cmp > maxCompare ? Number.MAX_SAFE_INTEGER : Number(cmp);
+    },
+    softwareInterruptPending: () => clintRegs.msip(d.hart) !== 0,
+  });
+  if (d.start.kind === 'boot') {
+    hart.pc = d.start.entry;
+    hart.x[10] = d.hart;
+    hart.x[11] = d.start.a1 | 0;
+  } else {
+    hart.restore(d.start.state);
+  }
+  post({ type: 'ready', hart: d.hart });
+
+  let reportedSeq = -1;
+  let reportedReason: IdleReason | undefined;
+  let halted = false;
+  for (;;) {
+    const bell = control.doorbell(d.hart);
+    const seq = control.seqOf(d.hart);
+    const command = control.commandOf(d.hart);
+    if (command === COMMAND_QUIT) break;
+    const stopAt = control.stopAt[d.hart]!;
+    let idle: IdleReason | undefined;
+    if (command === COMMAND_PAUSE) idle = 'paused';
+    else if (finisherRegs.save().status !== 'running') idle = 'finished';
+    else if (hart.time >= stopAt) idle = 'stop-at';
+    else {
+      const outcome = hart.run(Math.min(d.slice, stopAt - hart.time));
+      flushConsole();
+      // A hart in wfi with nothing that could wake it sleeps until its doorbell rings (msip).
+      if (outcome === 'wfi-halt' && !halted) halted = true;
+      else if (outcome !== 'wfi-halt') halted = false;
+      if (!halted) continue;
+      idle = 'halted';
+    }
+    if (seq !== reportedSeq || idle !== reportedReason) {
+      flushConsole();
+      post({ type: 'idle', hart: d.hart, seq, reason: idle, time: hart.time, state: hart.save() });
+      reportedSeq = seq;
+      reportedReason = idle;
+    }
+    control.waitDoorbell(d.hart, bell);
+  }
+  flushConsole();
+}

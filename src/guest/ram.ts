@@ -2,8 +2,8 @@
 // (kernel mmap or the software backend), or a plain SharedArrayBuffer for
 // machines that never migrate in (tests, `postcopy run --uffd none`).
 // The main thread gets a view; workers attach through a cloneable handle.
+import { attachRegion, type AttachedRegion } from '../uffd/attach.ts';
 import { allocateRegion, type GuestRegion, type RegionHandle } from '../uffd/region.ts';
-import type { PageGate } from './cpu/hart.ts';
 
 export type RamBackend = 'kernel' | 'sim' | 'shared';
 
@@ -44,19 +44,8 @@ export function allocateRam(length: number, backend: RamBackend): GuestRam {
   };
 }
 
-export interface AttachedRam {
-  buffer: ArrayBuffer | SharedArrayBuffer;
-  gate: PageGate | null;
-  aborted(): boolean;
-}
-
-interface AttachModule {
-  attachRegion(handle: RegionHandle): AttachedRam;
-}
-
-/** In a vCPU worker: RAM for the hart, zero-copy. */
-export async function attachRam(handle: RamHandle): Promise<AttachedRam> {
+/** In a vCPU worker: RAM for the hart, zero-copy, with the software backend's page gate. */
+export function attachRam(handle: RamHandle): AttachedRegion {
   if (handle.kind === 'shared') return { buffer: handle.buffer, gate: null, aborted: () => false };
-  const attach = (await import(new URL('../uffd/attach.ts', import.meta.url).href)) as AttachModule;
-  return attach.attachRegion(handle.handle);
+  return attachRegion(handle.handle);
 }

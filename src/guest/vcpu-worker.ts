@@ -46,13 +46,13 @@ const port = parentPort!;
 const post = (report: WorkerReport): void => port.postMessage(report);
 
 try {
-  await runVcpu(data);
+  runVcpu(data);
 } catch (err) {
   post({ type: 'failed', hart: data.hart, message: (err as Error).message ?? String(err), stack: (err as Error).stack });
 }
 
-async function runVcpu(d: VcpuWorkerData): Promise<void> {
-  const ram = await attachRam(d.ram);
+function runVcpu(d: VcpuWorkerData): void {
+  const ram = attachRam(d.ram);
   const control = new VcpuControl(d.shared.control, d.shared.stopAt);
   const dirty = new DirtyLog(d.ramSize, d.shared.dirty);
   const clintRegs = new ClintRegisters(d.shared.clint);
@@ -125,6 +125,8 @@ async function runVcpu(d: VcpuWorkerData): Promise<void> {
     const seq = control.seqOf(d.hart);
     const command = control.commandOf(d.hart);
     if (command === COMMAND_QUIT) break;
+    // A kernel-backed vCPU woken by a closing userfaultfd has read zeros for a missing page: stop, loudly.
+    if (ram.aborted()) throw new Error('the userfaultfd serving guest RAM was closed while pages were missing');
     const stopAt = control.stopAt[d.hart]!;
     let idle: IdleReason | undefined;
     if (command === COMMAND_PAUSE) idle = 'paused';

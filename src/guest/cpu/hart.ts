@@ -23,11 +23,13 @@
 // Engines: 'jit' (default) compiles guest code into JavaScript regions
 // (block-compiler.ts) and interprets only what those leave out; 'interpreter'
 // runs interpreter.ts alone. Both give identical results; tests check that.
-import { CodeCache } from './code-cache.ts';
+import { compileRegion } from './block-compiler.ts';
+import { CodeCache, type RegionFn } from './code-cache.ts';
 import { CsrFile, MIP_MSIP, MSTATUS_MIE, MIP_MTIP } from './csr.ts';
 import { HartArgumentError } from './errors.ts';
 import { step, STEP_HALTED } from './interpreter.ts';
-import { ramViews, type RamViews } from './ram.ts';
+import { ensurePresent, ramViews, type RamViews } from './ram.ts';
+import { planRegion } from './region-plan.ts';
 import { HART_STATE_VERSION, validateHartState, type HartState } from './state.ts';
 import { INTERRUPT_MACHINE_SOFTWARE, INTERRUPT_MACHINE_TIMER, takeInterrupt } from './trap.ts';
 
@@ -83,6 +85,8 @@ export class Hart {
   /** @internal */ readonly code: CodeCache;
   /** @internal The time at which the current run() must return. */
   end = 0;
+  /** @internal The time compiled code must not pass: `end`, or when an interrupt becomes takeable. */
+  limit = 0;
   private stopRequested = false;
   private readonly engine: HartEngine;
 
@@ -102,17 +106,33 @@ export class Hart {
     }
     this.end = this.time + budget;
     this.stopRequested = false;
-    let limit = this.nextStop();
+    const jit = this.engine === 'jit';
+    const { base, size } = this.mem;
+    this.limit = this.nextStop();
     for (;;) {
-      if (this.time >= limit) {
+      if (this.time >= this.limit) {
         if (this.time >= this.end) return 'budget';
         this.takePendingInterrupt();
-        limit = this.nextStop();
+        this.limit = this.nextStop();
         continue;
+      }
+      if (jit) {
+        const off = (this.pc - base) >>> 0;
+        if (off < size) {
+          const region = this.code.lookup(off) ?? this.compile(off);
+          const next = region();
+          if ((next & 1) === 0) {
+            this.pc = next >>> 0;
+            continue;
+          }
+          this.pc = (next - 1) >>> 0;
+          // A region hands over at a block that does not fit before the limit, too.
+          if (this.time >= this.limit) continue;
+        }
       }
       if (step(this) === STEP_HALTED) return 'wfi-halt';
       if (this.stopRequested) return 'mmio-stop';
-      limit = this.nextStop();
+      this.limit = this.nextStop();
     }
   }
 
@@ -161,6 +181,14 @@ export class Hart {
       else if ((c.mie & MIP_MTIP) !== 0) at = Math.min(at, this.bus.timerCompare());
     }
     return at;
+  }
+
+  private compile(off: number): RegionFn {
+    if (this.mem.gate !== null) ensurePresent(this.mem.gate, off, false);
+    const plan = planRegion(this.mem.s32, off);
+    const region = compileRegion(this, plan);
+    this.code.insert(off, region, plan.first, plan.end);
+    return region;
   }
 
   private takePendingInterrupt(): void {

@@ -1,0 +1,101 @@
+// Guest instructions per second of one vCPU core (src/guest/cpu) on a hot loop
+// shaped like memwork: an LCG picks words in a 64 KiB buffer, each is read,
+// a quarter are written back, with ALU work and data-dependent branches
+// between. Prints MIPS for the JIT (plain RAM and with the software
+// userfaultfd's presence checks) and for the interpreter, the floor measured in
+// the same run, plus the ratio to the 100 MIPS target. Never passes or fails.
+//
+//   node --import tsx bench/mips.ts [seconds-per-figure]
+import { performance } from 'node:perf_hooks';
+import { Hart, type HartBus, type HartEngine, type PageGate } from '../src/guest/cpu/hart.ts';
+// The tests' assembler keeps the guest program readable here.
+import { assemble } from '../test/guest/cpu/asm.ts';
+
+const TARGET_MIPS = 100;
+const RAM_BASE = 0x8000_0000;
+const RAM_SIZE = 16 << 20;
+const SLICE = 10_000_000;
+
+const PROGRAM = `
+  la s1, buf
+  li s2, 12345
+  li s3, 1103515245
+  li s4, 0xfffc
+  li s5, 0
+  li s6, 0
+loop:
+  mul s2, s2, s3
+  addi s2, s2, 1234
+  srli t0, s2, 8
+  and t0, t0, s4
+  add t0, t0, s1
+  lw t1, 0(t0)
+  add s5, s5, t1
+  andi t2, s2, 0x300
+  bnez t2, skip
+  xor t1, t1, s2
+  sw t1, 0(t0)
+skip:
+  addi s6, s6, 1
+  andi t3, s6, 15
+  bnez t3, loop
+  andi t0, s5, 0x7f0
+  add t0, t0, s1
+  lbu t1, 3(t0)
+  lh t2, 6(t0)
+  add t1, t1, t2
+  sh t1, 8(t0)
+  j loop
+  .space 4096
+buf: .word 0
+`;
+
+function machine(engine: HartEngine, gated: boolean): Hart {
+  const ram = new SharedArrayBuffer(RAM_SIZE);
+  const program = assemble(PROGRAM, RAM_BASE);
+  new Uint32Array(ram, 0, program.words.length).set(program.words);
+  const gate: PageGate = {
+    present: new Int32Array(RAM_SIZE >>> 17).fill(-1),
+    ensure() { throw new Error('every page is present in this benchmark'); },
+  };
+  const bus: HartBus = {
+    ram,
+    ramBase: RAM_BASE,
+    ramSize: RAM_SIZE,
+    dirty: new Uint8Array(new SharedArrayBuffer(RAM_SIZE >>> 12)),
+    gate: gated ? gate : null,
+    mmioLoad: () => undefined,
+    mmioStore: () => false,
+    timerCompare: () => Number.MAX_SAFE_INTEGER,
+    softwareInterruptPending: () => false,
+  };
+  const hart = new Hart(0, bus, { engine });
+  hart.pc = RAM_BASE;
+  return hart;
+}
+
+function measure(engine: HartEngine, gated: boolean, seconds: number): number {
+  const hart = machine(engine, gated);
+  hart.run(SLICE);
+  const started = performance.now();
+  let elapsed = 0;
+  let instructions = 0;
+  while (elapsed < seconds * 1000) {
+    hart.run(SLICE);
+    instructions += SLICE;
+    elapsed = performance.now() - started;
+  }
+  return instructions / elapsed / 1000;
+}
+
+const seconds = Number(process.argv[2] ?? 3);
+const jit = measure('jit', false, seconds);
+const gatedJit = measure('jit', true, seconds);
+const interpreter = measure('interpreter', false, seconds);
+const fmt = (v: number): string => v.toFixed(1).padStart(7);
+process.stdout.write(
+  `vCPU core, one hart, memwork-shaped loop (${seconds} s per figure)\n` +
+  `  jit                      ${fmt(jit)} MIPS  ${(jit / TARGET_MIPS).toFixed(2)}× the ${TARGET_MIPS} MIPS target, ${(jit / interpreter).toFixed(1)}× the interpreter\n` +
+  `  jit + software uffd gate ${fmt(gatedJit)} MIPS  ${(gatedJit / TARGET_MIPS).toFixed(2)}× target\n` +
+  `  interpreter (floor)      ${fmt(interpreter)} MIPS\n`,
+);

@@ -159,6 +159,8 @@ function encodeLine(mn: string, a: string[], pc: number, labels: Map<string, num
     case 'neg': return [enc.r(0x20, reg(a[1]), 0, 0, reg(a[0]), 0x33)];
     case 'seqz': return [enc.i(1, reg(a[1]), 3, reg(a[0]), 0x13)];
     case 'beqz': return [enc.b(rel(1), 0, reg(a[0]), 0)];
+    case 'bltz': return [enc.b(rel(1), 0, reg(a[0]), 4)];
+    case 'bgez': return [enc.b(rel(1), 0, reg(a[0]), 5)];
     case 'bnez': return [enc.b(rel(1), 0, reg(a[0]), 1)];
     case 'bgt': return [enc.b(rel(2), reg(a[0]), reg(a[1]), 4)];
     case 'ble': return [enc.b(rel(2), reg(a[0]), reg(a[1]), 5)];

@@ -1,8 +1,10 @@
 // Compiled regions of guest code, found by RAM offset through a two-level table
 // (page, then word in page) so the dispatcher never hashes. Stores must not run
 // stale code: RAM that compiled code was read from is marked per 256-byte
-// granule, the granularity compiled stores check inline, and a store that hits
-// a mark throws away every region of that page.
+// granule, which compiled stores check inline (a hit leaves the store to the
+// interpreter), and per word, which the interpreter checks so that data that
+// merely shares a granule with code does not throw compiled code away. A store
+// onto a compiled word drops every region of that page.
 import { PAGE_SHIFT } from './ram.ts';
 
 /**
@@ -20,10 +22,13 @@ export class CodeCache {
   /** Non-zero where some compiled region was read from this granule of RAM. */
   readonly marks: Uint8Array;
   private readonly pages: (RegionFn[] | undefined)[];
+  /** Per page with regions: one bit per word that some region was compiled from. */
+  private readonly words: (Uint32Array | undefined)[];
 
   constructor(ramSize: number) {
     this.marks = new Uint8Array(ramSize >>> GRANULE_SHIFT);
     this.pages = new Array<RegionFn[] | undefined>(ramSize >>> PAGE_SHIFT).fill(undefined);
+    this.words = new Array<Uint32Array | undefined>(ramSize >>> PAGE_SHIFT).fill(undefined);
   }
 
   lookup(off: number): RegionFn | undefined {
@@ -31,16 +36,34 @@ export class CodeCache {
     return page === undefined ? undefined : page[(off >>> 2) & (WORDS_PER_PAGE - 1)];
   }
 
-  /** Remember `fn` as the region entered at `off`, compiled from RAM [first, end). */
-  insert(off: number, fn: RegionFn, first: number, end: number): void {
+  /** Remember `fn` as the region entered at `off`, compiled from the RAM ranges [start, end) in `sources`. */
+  insert(off: number, fn: RegionFn, sources: readonly (readonly [number, number])[]): void {
     const index = off >>> PAGE_SHIFT;
     let page = this.pages[index];
-    if (page === undefined) {
+    let words = this.words[index];
+    if (page === undefined || words === undefined) {
       page = new Array<RegionFn>(WORDS_PER_PAGE);
+      words = new Uint32Array(WORDS_PER_PAGE / 32);
       this.pages[index] = page;
+      this.words[index] = words;
     }
     page[(off >>> 2) & (WORDS_PER_PAGE - 1)] = fn;
-    this.marks.fill(1, first >>> GRANULE_SHIFT, ((end - 1) >>> GRANULE_SHIFT) + 1);
+    for (const [start, end] of sources) {
+      if (end <= start) continue;
+      this.marks.fill(1, start >>> GRANULE_SHIFT, ((end - 1) >>> GRANULE_SHIFT) + 1);
+      for (let w = (start >>> 2) & (WORDS_PER_PAGE - 1); w < (((end - 1) >>> 2) & (WORDS_PER_PAGE - 1)) + 1; w++) {
+        words[w >>> 5] |= 1 << (w & 31);
+      }
+    }
+  }
+
+  /** A store of `size` bytes at `off` landed in a marked granule: drop the page's regions if it hit code. */
+  storeHit(off: number, size: number): void {
+    const words = this.words[off >>> PAGE_SHIFT];
+    if (words === undefined) return;
+    const w = (off >>> 2) & (WORDS_PER_PAGE - 1);
+    // Stores are aligned, so `size` bytes never span two words.
+    if ((words[w >>> 5] & (1 << (w & 31))) !== 0) this.invalidate(off, size);
   }
 
   /** Forget every region read from RAM overlapping [off, off + length). */
@@ -51,12 +74,14 @@ export class CodeCache {
     for (let p = firstPage; p <= lastPage; p++) {
       if (this.pages[p] === undefined) continue;
       this.pages[p] = undefined;
+      this.words[p] = undefined;
       this.marks.fill(0, p * GRANULES_PER_PAGE, (p + 1) * GRANULES_PER_PAGE);
     }
   }
 
   invalidateAll(): void {
     this.pages.fill(undefined);
+    this.words.fill(undefined);
     this.marks.fill(0);
   }
 }

@@ -24,6 +24,7 @@
 // (block-compiler.ts) and interprets only what those leave out; 'interpreter'
 // runs interpreter.ts alone. Both give identical results; tests check that.
 import { compileRegion } from './block-compiler.ts';
+import type { PageGate } from '../../uffd/attach.ts';
 import { CodeCache, type RegionFn } from './code-cache.ts';
 import { CsrFile, MIP_MSIP, MSTATUS_MIE, MIP_MTIP } from './csr.ts';
 import { HartArgumentError } from './errors.ts';
@@ -34,14 +35,11 @@ import { HART_STATE_VERSION, validateHartState, type HartState } from './state.t
 import { INTERRUPT_MACHINE_SOFTWARE, INTERRUPT_MACHINE_TIMER, takeInterrupt } from './trap.ts';
 
 /**
- * The software userfaultfd's view of RAM (structurally the one in
- * src/uffd/attach.ts). Bit (p & 31) of present[p >> 5] says RAM page p is
- * present; if not, ensure(ramOffset, isWrite) blocks until it is, or throws.
+ * PageGate (src/uffd/attach.ts) is the software userfaultfd's view of RAM:
+ * bit (p & 31) of present[p >> 5] says RAM page p is present; if not,
+ * ensure(ramOffset, isWrite) blocks until it is, or throws.
  */
-export interface PageGate {
-  readonly present: Int32Array;
-  ensure(offset: number, write: boolean): void;
-}
+export type { PageGate };
 
 export interface HartBus {
   /** All of guest RAM, zero-copy; guest address ramBase is byte 0. */
@@ -187,7 +185,7 @@ export class Hart {
     if (this.mem.gate !== null) ensurePresent(this.mem.gate, off, false);
     const plan = planRegion(this.mem.s32, off);
     const region = compileRegion(this, plan);
-    this.code.insert(off, region, plan.first, plan.end);
+    this.code.insert(off, region, plan.sources);
     return region;
   }
 

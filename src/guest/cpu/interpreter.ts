@@ -253,7 +253,7 @@ function store(h: Hart, f3: number, addr: number, value: number): boolean {
     default: mem.s32[off >>> 2] = value; break;
   }
   mem.dirty[off >>> PAGE_SHIFT] = 1;
-  if (h.code.marks[off >>> GRANULE_SHIFT] !== 0) h.code.invalidate(off, size);
+  if (h.code.marks[off >>> GRANULE_SHIFT] !== 0) h.code.storeHit(off, size);
   return true;
 }
 

@@ -32,9 +32,8 @@ export interface RegionPlan {
   blocks: PlannedBlock[];
   /** RAM offset -> index in `blocks`, for every block start compiled in. */
   index: Map<number, number>;
-  /** Bytes of RAM the region was read from: [first, end). */
-  first: number;
-  end: number;
+  /** RAM ranges [start, end) holding the compiled instructions. */
+  sources: [number, number][];
 }
 
 const MAX_BLOCK_INSTS = 64;
@@ -86,8 +85,6 @@ export function planRegion(code: Int32Array, entry: number): RegionPlan {
   const blocks: PlannedBlock[] = [];
   const index = new Map<number, number>();
   const work = [entry];
-  let first = entry;
-  let end = entry + 4;
   while (work.length > 0 && blocks.length < MAX_BLOCKS) {
     const start = work.shift()!;
     if (index.has(start)) continue;
@@ -112,12 +109,10 @@ export function planRegion(code: Int32Array, entry: number): RegionPlan {
     }
     index.set(start, blocks.length);
     blocks.push({ start, insts, end: blockEnd, next: off, target });
-    first = Math.min(first, start);
-    end = Math.max(end, off + (blockEnd === 'interpret' ? 4 : 0));
     if (blockEnd === 'branch' || blockEnd === 'fall') {
       if (inPage(off)) work.push(off);
     }
     if ((blockEnd === 'branch' || blockEnd === 'jal') && inPage(target)) work.push(target);
   }
-  return { entry, blocks, index, first, end: Math.min(end, pageEnd) };
+  return { entry, blocks, index, sources: blocks.map((b) => [b.start, b.next]) };
 }

@@ -1,8 +1,10 @@
 // The JIT and the interpreter must be indistinguishable: random programs
 // (every RV32IM instruction, traps, MMIO, CSR reads of time, self-modifying
-// stores, a timer interrupt) run both ways, the JIT in random budget pieces.
+// stores, a timer interrupt, with or without a page gate) run both ways, the
+// JIT in random budget pieces.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { PageGate } from '../../../src/guest/cpu/hart.ts';
 import { LOGGER, machine, RAM_BASE, snapshot } from './machine.ts';
 import { FINISH } from './run.ts';
 
@@ -76,6 +78,22 @@ mret`;
 }
 
 const BUDGET = 20_000;
+const RAM_SIZE = 1 << 16;
+
+/** A software-userfaultfd stand-in where only the code page starts present; records every ensure(). */
+function recordingGate(): PageGate & { calls: string[] } {
+  const present = new Int32Array(1);
+  present[0] = 1;
+  const calls: string[] = [];
+  return {
+    present,
+    calls,
+    ensure(offset, write) {
+      calls.push(`${offset.toString(16)} ${write}`);
+      present[0] |= 1 << (offset >>> 12);
+    },
+  };
+}
 
 describe('JIT and interpreter agree', () => {
   it('on random programs, whatever the budget pieces', () => {
@@ -85,10 +103,12 @@ describe('JIT and interpreter agree', () => {
         fc.array(fc.integer(), { minLength: 32, maxLength: 32 }),
         fc.integer({ min: 0, max: 3000 }),
         fc.array(fc.integer({ min: 1, max: 3000 }), { maxLength: 10 }),
-        (lines, regs, mtimecmp, pieces) => {
+        fc.boolean(),
+        (lines, regs, mtimecmp, pieces, gated) => {
           const source = program(lines);
           const runs = (['interpreter', 'jit'] as const).map((engine, e) => {
-            const m = machine(source, { engine, ramSize: 1 << 16 });
+            const gate = gated ? recordingGate() : null;
+            const m = machine(source, { engine, ramSize: RAM_SIZE, gate });
             m.hart.x.set(regs);
             m.hart.x[0] = 0;
             m.clint.mtimecmp = mtimecmp;
@@ -100,12 +120,33 @@ describe('JIT and interpreter agree', () => {
               if (stop !== 'budget') break;
             }
             if (stop === '' || stop === 'budget') stop = m.hart.run(left);
-            return { stop, time: m.hart.time, log: m.mmioLog, ...snapshot(m) };
+            return { stop, time: m.hart.time, log: m.mmioLog, gateCalls: gate?.calls, ...snapshot(m) };
           });
           expect(runs[1]).toEqual(runs[0]);
         },
       ),
       { numRuns: Number(process.env.ENGINE_RUNS ?? 150) },
     );
+  });
+
+  it('on loops that straddle a page boundary', () => {
+    const source = `
+li a0, 0
+li a1, 1000
+j loop
+.space ${0x1000 - 20}
+loop: addi a0, a0, 3
+xor a2, a2, a0
+addi a1, a1, -1
+bnez a1, loop
+${FINISH}`;
+    const runs = (['interpreter', 'jit'] as const).map((engine) => {
+      const m = machine(source, { engine, ramSize: RAM_SIZE });
+      expect(m.program.labels.get('loop')! % 0x1000).toBe(0xff8);
+      expect(m.hart.run(BUDGET)).toBe('mmio-stop');
+      return snapshot(m);
+    });
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[0].state.x[10]).toBe(3000);
   });
 });

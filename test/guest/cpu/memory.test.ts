@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { PageGate } from '../../../src/guest/cpu/hart.ts';
 import { reg } from './asm.ts';
 import { ENGINES, machine, RAM_BASE } from './machine.ts';
@@ -106,5 +106,22 @@ jr a3` , { engine, gate, ramSize });
     expect(m.hart.pc).toBe(RAM_BASE + 12);
     expect(m.hart.time).toBe(3);
     expect(m.bus.dirty[3]).toBe(0);
+  });
+});
+
+describe('compiled code and nearby data', () => {
+  it('a store beside compiled code (same 256-byte granule) does not recompile it', () => {
+    const m = machine(`
+la a0, data
+li a1, 1000
+loop: sw a1, 0(a0)
+addi a1, a1, -1
+bnez a1, loop
+${FINISH}
+data: .word 0`, { engine: 'jit' });
+    const insert = vi.spyOn(m.hart.code, 'insert');
+    expect(m.hart.run(100_000)).toBe('mmio-stop');
+    expect(m.ram32[(m.program.labels.get('data')! - RAM_BASE) >>> 2]).toBe(1);
+    expect(insert.mock.calls.length).toBeLessThan(10);
   });
 });

@@ -213,7 +213,10 @@ static void test_interrupts(void) {
   n = trap_count;
   uint64_t start = clint_time();
   clint_set_timecmp(0, start + 500);
-  __asm__ volatile("csrsi mstatus, 8\n wfi\n csrci mstatus, 8");
+  /* wfi with MIE clear: it still wakes on a pending enabled interrupt, and an
+     interrupt arriving before the wfi cannot be consumed early and leave it
+     sleeping forever. The trap is taken once MIE is set. */
+  __asm__ volatile("wfi\n csrsi mstatus, 8\n nop\n csrci mstatus, 8");
   expect(trap_count, n + 1); expect(trap_cause, 0x80000007u); expect(clint_time() >= start + 500, 1);
   __asm__ volatile("csrc mie, %0" ::"r"(1u << 7));
   end();

@@ -1,7 +1,11 @@
 // The `postcopy` command line: one subcommand per module in this folder.
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { demoCommand } from './demo.ts';
+import { destinationCommand } from './destination.ts';
+import { migrateCommand } from './migrate.ts';
 import { runCommand } from './run.ts';
+import { sourceCommand } from './source.ts';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -11,5 +15,9 @@ const program = new Command('postcopy')
   .showHelpAfterError();
 
 program.addCommand(runCommand);
+program.addCommand(sourceCommand);
+program.addCommand(destinationCommand);
+program.addCommand(migrateCommand);
+program.addCommand(demoCommand);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,137 @@
+// `postcopy demo`: the whole story on one machine. A destination and a source
+// run as two separate processes on loopback; the guest runs on the source,
+// migrates after K instructions, runs on at the destination to N; then the
+// same image runs to N without migrating, in a third process, and the two
+// results (stateHash and console) must match for the run to be `verified`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { PostcopyError } from '../errors.ts';
+import { generateToken } from '../protocol/auth.ts';
+import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from '../source/migration-info.ts';
+import type { DestinationFigures } from '../destination/incoming-guest.ts';
+import { ChildPostcopy } from './child-postcopy.ts';
+import { ControlClient } from './control-client.ts';
+import { followMigration } from './migration-progress.ts';
+import { integer, reportErrors, size } from './options.ts';
+
+interface DemoOptions {
+  guest: string;
+  ram: number;
+  vcpus: number;
+  guestArgs?: string;
+  mode: MigrationMode;
+  uffd: string;
+  afterInstructions: number;
+  instructions: number;
+  downtimeLimit?: number;
+  json?: boolean;
+}
+
+export interface DemoSummary {
+  mode: MigrationMode;
+  backend: string;
+  ramBytes: number;
+  vcpus: number;
+  totalMs: number;
+  setupMs: number;
+  downtimeMs: number | null;
+  transferredBytes: number;
+  zeroPages: number;
+  normalPages: number;
+  mbps: number;
+  postcopyRequests: number;
+  blocktimeMs: number;
+  faultLatencyUs: { p50: number; p90: number; p99: number; max: number };
+  precopyRounds: number;
+  verified: boolean;
+  stateHash: string;
+}
+
+async function demo(options: DemoOptions): Promise<void> {
+  if (options.afterInstructions >= options.instructions) {
+    throw new PostcopyError('CLI_ERR_ARGS', `--after-instructions (${options.afterInstructions}) must be below --instructions (${options.instructions}): the guest must still run after migrating`);
+  }
+  const work = mkdtempSync(join(tmpdir(), 'postcopy-demo-'));
+  const token = generateToken();
+  const env = { POSTCOPY_TOKEN: token };
+  const relay = !options.json;
+  const guest = ['--guest', options.guest, '--ram', String(options.ram), '--vcpus', String(options.vcpus), ...(options.guestArgs ? ['--guest-args', options.guestArgs] : [])];
+  const total = ['--instructions', String(options.instructions)];
+  const children: ChildPostcopy[] = [];
+  try {
+    const destination = new ChildPostcopy('destination', ['destination', '--listen', '127.0.0.1:0', '--uffd', options.uffd, ...total, '--report-fd', '3'], { relayConsole: relay, env });
+    children.push(destination);
+    const source = new ChildPostcopy('source', ['source', ...guest, ...total, '--disk', join(work, 'disk.img'), '--listen', '127.0.0.1:0', '--paused', '--report-fd', '3'], { relayConsole: relay, env });
+    children.push(source);
+    const to = (await destination.waitFor('listening')).url as string;
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    await control.migrate({ to, mode: options.mode, afterInstructions: options.afterInstructions, downtimeLimitMs: options.downtimeLimit });
+    const info: MigrationInfo = await followMigration(control, relay && process.stderr.isTTY === true);
+    if (info.status !== 'completed') {
+      throw new PostcopyError('DEMO_ERR_MIGRATION', `the migration ended ${info.status}: ${info.error ?? 'see the log above'}`);
+    }
+    const finished = (await destination.waitFor('finished')) as unknown as DestinationFigures & { stateHash: string; console: string };
+    await Promise.all([source.exit(), destination.exit()]);
+
+    const reference = new ChildPostcopy('reference run', ['run', ...guest, ...total, '--disk', join(work, 'reference-disk.img'), '--json']);
+    children.push(reference);
+    await reference.exit();
+    const refOut = reference.consoleText;
+    const cut = refOut.lastIndexOf('\n', refOut.length - 2);
+    const refResult = JSON.parse(refOut.slice(cut + 1)) as { stateHash: string };
+    const consoleMatches = source.consoleText + destination.consoleText === refOut.slice(0, cut + 1);
+    const verified = refResult.stateHash === finished.stateHash && consoleMatches;
+
+    const summary: DemoSummary = {
+      mode: options.mode,
+      backend: finished.backend,
+      ramBytes: options.ram,
+      vcpus: options.vcpus,
+      totalMs: info.totalMs,
+      setupMs: info.setupMs,
+      downtimeMs: info.downtimeMs,
+      transferredBytes: info.transferredBytes,
+      zeroPages: info.zeroPages,
+      normalPages: info.normalPages,
+      mbps: info.mbps,
+      postcopyRequests: finished.postcopyRequests,
+      blocktimeMs: finished.blocktimeMs,
+      faultLatencyUs: { p50: finished.faultLatencyUs.p50, p90: finished.faultLatencyUs.p90, p99: finished.faultLatencyUs.p99, max: finished.faultLatencyUs.max },
+      precopyRounds: info.precopyRounds,
+      verified,
+      stateHash: finished.stateHash,
+    };
+    process.stdout.write(options.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary, refResult.stateHash));
+    if (!verified) process.exitCode = 1;
+  } finally {
+    for (const c of children) c.kill();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function formatSummary(s: DemoSummary, referenceHash: string): string {
+  const f = (n: number | null, d = 1): string => (n === null ? '-' : n.toFixed(d));
+  return `
+── postcopy demo: ${s.mode} migration, ${s.vcpus} vCPU(s), ${s.ramBytes / 1048576} MiB RAM, userfaultfd via ${s.backend}
+   total ${f(s.totalMs)} ms, setup ${f(s.setupMs)} ms, downtime ${f(s.downtimeMs, 2)} ms
+   moved ${(s.transferredBytes / 1048576).toFixed(1)} MiB at ${f(s.mbps, 0)} mbps: ${s.normalPages} pages, ${s.zeroPages} zero pages${s.precopyRounds ? `, ${s.precopyRounds} precopy rounds` : ''}
+   ${s.postcopyRequests} postcopy requests; vCPUs blocked ${f(s.blocktimeMs, 2)} ms; fault latency p50 ${s.faultLatencyUs.p50} µs, p99 ${s.faultLatencyUs.p99} µs
+   ${s.verified ? 'verified' : 'NOT VERIFIED'}: state ${s.stateHash.slice(0, 16)}… ${s.verified ? '=' : '≠'} run without migration ${referenceHash.slice(0, 16)}…, console identical${s.verified ? '' : ' or not'}
+`;
+}
+
+export const demoCommand = new Command('demo')
+  .description('migrate a running guest between two processes on this machine, then verify it against a run without migration')
+  .option('--guest <name|path.elf>', 'memwork, life, diskio, selftest, or an ELF32 RISC-V image', 'life')
+  .option('--ram <size>', 'guest RAM, 16M to 2G', size, 64 * 1024 * 1024)
+  .option('--vcpus <n>', 'harts, 1 to 4', integer(1, 4), 1)
+  .option('--guest-args <args>', 'parameters for the guest program, "key=value ..."')
+  .addOption(new Option('--mode <mode>', 'postcopy, precopy or hybrid').choices(MIGRATION_MODES).default('postcopy'))
+  .addOption(new Option('--uffd <path>', "the destination's userfaultfd").choices(['auto', 'dev', 'syscall', 'syscall-user-mode-only', 'sim']).default('auto'))
+  .option('--after-instructions <k>', 'migrate once every vCPU has run K instructions', integer(1, Number.MAX_SAFE_INTEGER), 10_000_000)
+  .option('--instructions <n>', 'every vCPU stops at N, on the destination', integer(2, Number.MAX_SAFE_INTEGER), 40_000_000)
+  .option('--downtime-limit <ms>', 'precopy switches over once the rest fits this downtime', integer(1, 3_600_000))
+  .option('--json', 'print the figures as one JSON object at the end (and no console)')
+  .action(reportErrors('demo', demo));

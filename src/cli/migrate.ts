@@ -1,0 +1,52 @@
+// `postcopy migrate`: tells a running source to migrate, follows it with a
+// progress bar, and prints the final figures.
+import { Command, Option } from 'commander';
+import { PostcopyError } from '../errors.ts';
+import { formatMigrationInfo } from '../source/format-info.ts';
+import { MIGRATION_MODES, type MigrationMode } from '../source/migration-info.ts';
+import { MIGRATE_DEFAULTS } from '../source/monitor.ts';
+import { ControlClient } from './control-client.ts';
+import { followMigration } from './migration-progress.ts';
+import { integer, reportErrors, tokenFrom } from './options.ts';
+
+interface MigrateOptions {
+  source: string;
+  to: string;
+  mode: MigrationMode;
+  token?: string;
+  downtimeLimit: number;
+  rounds: number;
+  hybridRounds: number;
+  afterInstructions?: number;
+  json?: boolean;
+}
+
+async function migrate(options: MigrateOptions): Promise<void> {
+  const client = new ControlClient(options.source, tokenFrom(options.token, 'migrate'));
+  await client.migrate({
+    to: options.to,
+    mode: options.mode,
+    downtimeLimitMs: options.downtimeLimit,
+    maxRounds: options.rounds,
+    hybridRounds: options.hybridRounds,
+    afterInstructions: options.afterInstructions,
+  });
+  const info = await followMigration(client, process.stderr.isTTY === true && !options.json);
+  process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${formatMigrationInfo(info)}\n`);
+  if (info.status !== 'completed') {
+    throw new PostcopyError('MIGRATE_ERR_' + info.status.toUpperCase().replace('-', '_'), `migration ${info.status}: ${info.error ?? 'see the source log'}`);
+  }
+}
+
+export const migrateCommand = new Command('migrate')
+  .description('migrate the guest of a running `postcopy source` to a `postcopy destination`')
+  .requiredOption('--source <url>', "the source's control endpoint, e.g. http://127.0.0.1:4444")
+  .requiredOption('--to <url>', 'the destination, e.g. ws://127.0.0.1:4445')
+  .addOption(new Option('--mode <mode>', 'postcopy: switch over at once; precopy: copy while running; hybrid: precopy rounds, then postcopy').choices(MIGRATION_MODES).default(MIGRATE_DEFAULTS.mode))
+  .option('--token <token>', 'migration token (default $POSTCOPY_TOKEN)')
+  .option('--downtime-limit <ms>', 'precopy switches over once the rest fits this downtime', integer(1, 3_600_000), MIGRATE_DEFAULTS.downtimeLimitMs)
+  .option('--rounds <n>', 'precopy gives up after this many rounds', integer(1, 10_000), MIGRATE_DEFAULTS.maxRounds)
+  .option('--hybrid-rounds <n>', 'hybrid switches to postcopy after this many rounds', integer(1, 10_000), MIGRATE_DEFAULTS.hybridRounds)
+  .option('--after-instructions <n>', 'start once every vCPU has run this many instructions', integer(1, Number.MAX_SAFE_INTEGER))
+  .option('--json', 'print the final figures as JSON')
+  .action(reportErrors('migrate', migrate));

@@ -1,0 +1,68 @@
+// What every subcommand shares: option parsers that refuse bad values with a
+// message naming the expected form, address parsing, the machine-readable
+// report channel, and how a typed error reaches the user.
+import { writeSync } from 'node:fs';
+import { InvalidArgumentError } from 'commander';
+import { parseSize } from '../guest/memory-map.ts';
+import { PostcopyError } from '../errors.ts';
+
+export function integer(min: number, max: number) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+export function size(text: string): number {
+  try {
+    return parseSize(text);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "HOST:PORT", "[::1]:PORT" or ":PORT" (loopback). Port 0 picks a free one. */
+export function hostPort(text: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError(`expected HOST:PORT such as 127.0.0.1:4444 (got "${text}")`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** The shared migration token: --token, else $POSTCOPY_TOKEN. */
+export function tokenFrom(option: string | undefined, command: string): string {
+  const token = option ?? process.env.POSTCOPY_TOKEN;
+  if (!token) {
+    throw new PostcopyError('CLI_ERR_TOKEN', `${command} needs the migration token: pass --token TOKEN or set POSTCOPY_TOKEN (the same on both sides; generate one with \`openssl rand -hex 32\`)`);
+  }
+  return token;
+}
+
+/**
+ * One JSON line on the file descriptor a parent process passed (--report-fd):
+ * how `postcopy demo` learns ports and results without parsing the console.
+ */
+export function reporter(fd: number | undefined): (event: Record<string, unknown>) => void {
+  return (event) => {
+    if (fd !== undefined) writeSync(fd, `${JSON.stringify(event)}\n`);
+  };
+}
+
+/** Runs a command's action; a typed error becomes one clear line and exit code 2. */
+export function reportErrors<A extends unknown[]>(command: string, action: (...args: A) => Promise<void>) {
+  return async (...args: A): Promise<void> => {
+    try {
+      await action(...args);
+    } catch (err) {
+      if (!(err instanceof PostcopyError)) throw err;
+      process.stderr.write(`postcopy ${command}: ${err.message} [${err.code}]${err.advice ? `\n  ${err.advice}` : ''}\n`);
+      process.exitCode = 2;
+    }
+  };
+}

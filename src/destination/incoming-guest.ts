@@ -1,0 +1,224 @@
+// The destination of one migration: waits for a source on its port, registers
+// fresh guest RAM with the userfaultfd before anything lands in it, places
+// precopy pages and discards as they come, builds the machine from the state
+// sent at the switchover, starts its vCPUs on `postcopy-run` and then serves
+// their faults until every page is present.
+import { EventEmitter } from 'node:events';
+import { Machine } from '../guest/machine.ts';
+import { decodeMachineState } from '../guest/state.ts';
+import type { Logger } from '../log.ts';
+import { ProtocolMalformedError } from '../protocol/errors.ts';
+import { MigrationListener, type IncomingMigration } from '../protocol/listener.ts';
+import type { ControlMessage } from '../protocol/messages.ts';
+import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
+import type { TransferredState } from '../source/migration-info.ts';
+import { allocateRegion, openUserfaultfd, PAGE_SIZE, type AccessPath, type GuestRegion, type Userfaultfd } from '../uffd/index.ts';
+import type { LatencySummary } from './fault-stats.ts';
+import { IncomingPages } from './incoming-pages.ts';
+
+export interface IncomingGuestOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly uffdPath: AccessPath | 'auto';
+  /** Disk image to open instead of the path the source names (shared storage mounted elsewhere). */
+  readonly disk?: string;
+  /** Every hart stops at exactly this time (Infinity: runs until the guest powers off). */
+  readonly stopAt: number;
+  readonly log: Logger;
+}
+
+/** The destination's half of query-migrate. */
+export interface DestinationFigures {
+  status: MigrationState;
+  backend: string;
+  faults: number;
+  postcopyRequests: number;
+  placedPages: number;
+  zeroPages: number;
+  duplicatePages: number;
+  discardedPages: number;
+  copyIoctls: number;
+  blocktimeMs: number;
+  faultLatencyUs: LatencySummary;
+}
+
+interface Events {
+  state: [MigrationState];
+  /** The guest runs here now. */
+  started: [Machine];
+  /** Every page is present; the source let go. */
+  completed: [DestinationFigures];
+  failed: [Error];
+}
+
+export class IncomingGuest extends EventEmitter<Events> {
+  private readonly log: Logger;
+  private uffd: Userfaultfd | undefined;
+  private region: GuestRegion | undefined;
+  private pages: IncomingPages | undefined;
+  private machineRef: Machine | undefined;
+  private incoming: IncomingMigration | undefined;
+
+  /** Shared with the listener, which checks every incoming message against it. */
+  private constructor(
+    readonly state: MigrationStateMachine,
+    private readonly listener: MigrationListener,
+    private readonly options: IncomingGuestOptions,
+  ) {
+    super();
+    this.log = options.log.child({ module: 'migration', side: 'destination' });
+    this.state.onChange((_from, to) => this.emit('state', to));
+    listener.onMigration((m) => this.accept(m));
+  }
+
+  static async listen(options: IncomingGuestOptions): Promise<IncomingGuest> {
+    const state = new MigrationStateMachine();
+    const listener = await MigrationListener.listen({
+      host: options.host,
+      port: options.port,
+      token: options.token,
+      pageSize: PAGE_SIZE,
+      state,
+      log: options.log,
+    });
+    return new IncomingGuest(state, listener, options);
+  }
+
+  get url(): string {
+    return `ws://${this.options.host}:${this.listener.port}`;
+  }
+
+  get machine(): Machine | undefined {
+    return this.machineRef;
+  }
+
+  figures(): DestinationFigures {
+    const p = this.pages;
+    return {
+      status: this.state.state,
+      backend: this.uffd?.path ?? 'none',
+      faults: p?.faults.figures.faults ?? 0,
+      postcopyRequests: p?.faults.figures.requests ?? 0,
+      placedPages: p?.placer.figures.placedPages ?? 0,
+      zeroPages: p?.placer.figures.zeroPages ?? 0,
+      duplicatePages: p?.placer.figures.duplicatePages ?? 0,
+      discardedPages: p?.placer.figures.discardedPages ?? 0,
+      copyIoctls: p?.placer.figures.copyIoctls ?? 0,
+      blocktimeMs: p?.faults.stats.blocktimeMs ?? 0,
+      faultLatencyUs: p?.faults.stats.summary() ?? { p50: 0, p90: 0, p99: 0, max: 0, count: 0 },
+    };
+  }
+
+  /** Stops listening; the guest (if any) keeps running until close(). */
+  async stopListening(): Promise<void> {
+    await this.listener.close();
+  }
+
+  async close(): Promise<void> {
+    await this.listener.close();
+    await this.machineRef?.close();
+    this.uffd?.close();
+    this.region?.release();
+  }
+
+  private accept(m: IncomingMigration): void {
+    if (this.incoming) {
+      this.log.warn({ session: m.session }, 'a second migration arrived while one is in progress; refused');
+      m.channels.control.fail(new ProtocolMalformedError('this destination already receives a guest; start another destination'));
+      return;
+    }
+    this.incoming = m;
+    const { ramSize } = m.identity;
+    try {
+      const uffd = openUserfaultfd({ path: this.options.uffdPath, logger: this.log });
+      this.uffd = uffd;
+      const region = allocateRegion(ramSize, uffd.backend);
+      this.region = region;
+      // Registered before the first page can arrive: every page is placed by
+      // the userfaultfd, so a vCPU can never see one half-written.
+      uffd.register(region.address, region.length);
+      const pages = new IncomingPages({ uffd, region, pageSize: PAGE_SIZE, state: this.state, log: this.log });
+      this.pages = pages;
+      uffd.on('events', (batch) => {
+        for (const e of batch) if (e.type === 'pagefault') pages.handleFault(e);
+      });
+      uffd.on('error', (err) => this.fail(err));
+      pages.onComplete(() => this.emit('completed', this.figures()));
+      pages.attach(m.channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err)));
+      this.log.info({ session: m.session, ramSize, vcpus: m.identity.vcpus, backend: uffd.path }, 'incoming migration');
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private async onControl(m: ControlMessage): Promise<void> {
+    const control = this.incoming!.channels.control;
+    switch (m.type) {
+      case 'precopy-begin':
+        this.state.moveTo('precopy-active');
+        break;
+      case 'machine-state':
+        this.machineRef = await this.buildMachine(m.state);
+        this.state.moveTo('device');
+        control.send({ type: 'ack', of: 'machine-state' });
+        break;
+      case 'postcopy-run': {
+        const t0 = performance.now();
+        this.machineRef!.setStopAt(this.options.stopAt);
+        await this.machineRef!.start();
+        this.log.info({ startMs: performance.now() - t0 }, 'vcpus started');
+      }
+        this.state.moveTo('postcopy-active');
+        control.send({ type: 'ack', of: 'postcopy-run' });
+        this.emit('started', this.machineRef!);
+        this.pages!.postcopyStarted();
+        break;
+      case 'cancel':
+        this.log.warn({ reason: m.reason }, 'the source cancelled the migration');
+        this.state.moveTo('cancelled');
+        this.fail(new Error(`the source cancelled the migration: ${m.reason}`));
+        break;
+      case 'error':
+        this.fail(new Error(`the source failed the migration: ${m.code}: ${m.message}`));
+        break;
+      default:
+        this.log.warn({ type: m.type }, 'unexpected control message from the source; ignored');
+    }
+  }
+
+  private async buildMachine(raw: unknown): Promise<Machine> {
+    const t = checkTransferredState(raw);
+    const machineState = decodeMachineState(t.machine);
+    const machine = Machine.create({
+      image: t.image,
+      ramSize: machineState.ramSize,
+      vcpus: machineState.vcpus,
+      guestArgs: t.guestArgs ?? undefined,
+      disk: this.options.disk ?? t.disk ?? undefined,
+      region: this.region,
+      logger: this.log,
+    });
+    machine.restore(machineState);
+    return machine;
+  }
+
+  private fail(err: Error): void {
+    this.log.error({ err }, 'incoming migration failed');
+    if (this.state.canMoveTo('failed')) this.state.moveTo('failed');
+    this.emit('failed', err);
+  }
+}
+
+function checkTransferredState(raw: unknown): TransferredState {
+  const bad = (what: string): never => {
+    throw new ProtocolMalformedError(`machine-state: ${what}; the source and destination must run the same postcopy version`);
+  };
+  if (typeof raw !== 'object' || raw === null) return bad('the state is not a map');
+  const t = raw as Record<string, unknown>;
+  if (!(t.machine instanceof Uint8Array)) bad('field "machine" must be binary (encoded machine state)');
+  if (!(t.image instanceof Uint8Array)) bad('field "image" must be binary (the guest ELF)');
+  if (t.guestArgs !== null && typeof t.guestArgs !== 'string') bad('field "guestArgs" must be a string or nil');
+  if (t.disk !== null && typeof t.disk !== 'string') bad('field "disk" must be a string or nil');
+  return t as unknown as TransferredState;
+}

@@ -1,0 +1,15 @@
+// info migrate, for people: QEMU's layout and names.
+import type { MigrationInfo } from './migration-info.ts';
+
+export function formatMigrationInfo(i: MigrationInfo): string {
+  const ms = (v: number | null): string => (v === null ? '-' : `${v.toFixed(1)} ms`);
+  const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
+  return [
+    `Migration status: ${i.status} (${i.mode})`,
+    `total time: ${ms(i.totalMs)}   setup: ${ms(i.setupMs)}   downtime: ${ms(i.downtimeMs)}`,
+    `transferred: ${mib(i.transferredBytes)}   throughput: ${i.mbps.toFixed(0)} mbps`,
+    `remaining: ${i.remainingPages} of ${i.totalPages} pages   normal: ${i.normalPages}   zero: ${i.zeroPages}   precopy: ${i.precopyPages}`,
+    `precopy rounds: ${i.precopyRounds}   postcopy requests: ${i.postcopyRequests}`,
+    ...(i.error ? [`error: ${i.error}`] : []),
+  ].join('\n');
+}

@@ -1,0 +1,37 @@
+// What a migration reports, in QEMU query-migrate's vocabulary (camel-cased),
+// and what the source hands the destination at the switchover.
+import type { MigrationState } from '../protocol/state.ts';
+
+export const MIGRATION_MODES = ['postcopy', 'precopy', 'hybrid'] as const;
+export type MigrationMode = (typeof MIGRATION_MODES)[number];
+
+export interface MigrationInfo {
+  status: MigrationState;
+  mode: MigrationMode;
+  totalMs: number;
+  setupMs: number;
+  /** vCPUs stopped here → running there; null until the switchover is done. */
+  downtimeMs: number | null;
+  transferredBytes: number;
+  remainingPages: number;
+  totalPages: number;
+  normalPages: number;
+  zeroPages: number;
+  precopyPages: number;
+  /** Megabits per second over the sending time, as QEMU's mbps. */
+  mbps: number;
+  postcopyRequests: number;
+  precopyRounds: number;
+  error: string | null;
+}
+
+/** The machine-state message's payload: everything the destination needs besides RAM. */
+export interface TransferredState {
+  /** encodeMachineState() bytes: every vCPU and device. */
+  machine: Uint8Array;
+  /** The guest ELF, so the destination needs no copy of its own. */
+  image: Uint8Array;
+  guestArgs: string | null;
+  /** Shared-storage disk image path, opened by the destination too. */
+  disk: string | null;
+}

@@ -1,0 +1,94 @@
+// The interactive monitor on a TTY, in QEMU HMP's words:
+//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N]
+//   info migrate | info status | migrate_start_postcopy | cancel | quit
+import { createInterface, type Interface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { PostcopyError } from '../errors.ts';
+import { formatMigrationInfo } from './format-info.ts';
+import type { MigrateRequest, Monitor } from './monitor.ts';
+
+const HELP = `commands:
+  migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--hybrid-rounds N]
+  info migrate        progress and figures of the current or last migration
+  info status         the guest
+  migrate_start_postcopy
+  cancel              give up a migration before its switchover
+  quit`;
+
+export function startMonitorPrompt(monitor: Monitor, input: Readable, output: Writable): Interface {
+  const rl = createInterface({ input, output, prompt: '(postcopy) ' });
+  const say = (text: string): void => void output.write(`${text}\n`);
+  rl.on('line', (line) => {
+    try {
+      run(monitor, line.trim().split(/\s+/).filter(Boolean), say);
+    } catch (err) {
+      if (!(err instanceof PostcopyError)) throw err;
+      say(`error: ${err.message}`);
+    }
+    rl.prompt();
+  });
+  rl.on('close', () => monitor.quit());
+  rl.prompt();
+  return rl;
+}
+
+function run(monitor: Monitor, words: string[], say: (text: string) => void): void {
+  const [cmd, ...args] = words;
+  switch (cmd) {
+    case undefined:
+      return;
+    case 'migrate':
+      monitor.migrate(parseMigrate(args));
+      say('migration started; `info migrate` shows its progress');
+      return;
+    case 'info':
+      if (args[0] === 'migrate') {
+        const info = monitor.infoMigrate();
+        say(info ? formatMigrationInfo(info) : 'no migration yet');
+      } else if (args[0] === 'status') {
+        say(JSON.stringify(monitor.infoGuest(), null, 2));
+      } else {
+        say('info what? `info migrate` or `info status`');
+      }
+      return;
+    case 'migrate_start_postcopy':
+      monitor.startPostcopy();
+      return;
+    case 'cancel':
+    case 'migrate_cancel':
+      monitor.cancel();
+      return;
+    case 'quit':
+    case 'q':
+      monitor.quit();
+      return;
+    default:
+      say(`unknown command "${cmd}"\n${HELP}`);
+  }
+}
+
+function parseMigrate(args: string[]): MigrateRequest {
+  const [to, ...flags] = args;
+  const req: MigrateRequest = { to: to ?? '' };
+  for (let i = 0; i < flags.length; i += 2) {
+    const value = flags[i + 1];
+    const num = Number(value);
+    switch (flags[i]) {
+      case '--mode':
+        req.mode = value as MigrateRequest['mode'];
+        break;
+      case '--downtime-limit':
+        req.downtimeLimitMs = num;
+        break;
+      case '--rounds':
+        req.maxRounds = num;
+        break;
+      case '--hybrid-rounds':
+        req.hybridRounds = num;
+        break;
+      default:
+        throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate: unknown flag "${flags[i]}"\n${HELP}`);
+    }
+  }
+  return req;
+}

@@ -1,0 +1,178 @@
+// The source's monitor: the commands a user (prompt) or a program (the JSON
+// control endpoint, `postcopy migrate`, `postcopy demo`) gives the running
+// guest, named after QEMU's HMP/QMP ones. One migration at a time.
+import { EventEmitter } from 'node:events';
+import type { Machine } from '../guest/machine.ts';
+import type { Logger } from '../log.ts';
+import { MigrationCancelledError, MonitorCommandError } from './errors.ts';
+import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from './migration-info.ts';
+import { OutgoingMigration } from './outgoing-migration.ts';
+
+export interface MigrateRequest {
+  /** ws://host:port of the destination. */
+  to: string;
+  mode?: MigrationMode;
+  downtimeLimitMs?: number;
+  maxRounds?: number;
+  hybridRounds?: number;
+  /** Start once every vCPU has run this many instructions (deterministic switchover point). */
+  afterInstructions?: number;
+}
+
+export interface GuestInfo {
+  vcpus: number;
+  ramSize: number;
+  imageSha256: string;
+  /** Where the guest runs: here, or (after a completed migration) on the destination. */
+  runningHere: boolean;
+  exitCode: number | null;
+  consoleBytes: number;
+}
+
+export interface MonitorOptions {
+  readonly machine: Machine;
+  readonly token: string;
+  /** The instruction count the guest stops at (Infinity: none). */
+  readonly stopAt: number;
+  readonly disk?: string;
+  readonly log: Logger;
+}
+
+export const MIGRATE_DEFAULTS = { mode: 'postcopy', downtimeLimitMs: 300, maxRounds: 30, hybridRounds: 2 } as const;
+
+export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: [] }> {
+  private migration: OutgoingMigration | undefined;
+  private last: MigrationInfo | undefined;
+  private migratedAway = false;
+  private endWaiters: ((info: MigrationInfo) => void)[] = [];
+
+  constructor(private readonly options: MonitorOptions) {
+    super();
+  }
+
+  /** `migrate URL`: starts a migration in the background; its progress is `info migrate`. */
+  migrate(request: MigrateRequest): void {
+    if (this.migration) throw new MonitorCommandError('a migration is already in progress; wait for it, or `cancel` it first');
+    if (this.migratedAway) throw new MonitorCommandError('the guest already migrated away; nothing is left to migrate');
+    const req = checkMigrateRequest(request);
+    const { machine, log } = this.options;
+    const migration = new OutgoingMigration({
+      machine,
+      url: req.to,
+      token: this.options.token,
+      mode: req.mode,
+      downtimeLimitMs: req.downtimeLimitMs,
+      maxRounds: req.maxRounds,
+      hybridRounds: req.hybridRounds,
+      disk: this.options.disk,
+      log,
+    });
+    this.migration = migration;
+    void this.drive(migration, req.afterInstructions).finally(() => {
+      this.last = migration.info();
+      this.migration = undefined;
+      for (const w of this.endWaiters.splice(0)) w(this.last);
+      if (this.migratedAway) this.emit('completed', this.last);
+    });
+  }
+
+  get migrating(): boolean {
+    return this.migration !== undefined;
+  }
+
+  /** Resolves with the figures once the current (or next) migration ends, however it ends. */
+  whenMigrationEnds(): Promise<MigrationInfo> {
+    if (!this.migration && this.last) return Promise.resolve(this.last);
+    return new Promise((resolve) => this.endWaiters.push(resolve));
+  }
+
+  /** `info migrate`: the running or the last migration, or null. */
+  infoMigrate(): MigrationInfo | null {
+    return this.migration?.info() ?? this.last ?? null;
+  }
+
+  infoGuest(): GuestInfo {
+    const m = this.options.machine;
+    return {
+      vcpus: m.vcpus,
+      ramSize: m.ramSize,
+      imageSha256: m.imageHash,
+      runningHere: !this.migratedAway,
+      exitCode: m.exit ? m.exit.code : null,
+      consoleBytes: m.consoleOffset,
+    };
+  }
+
+  /** `migrate_start_postcopy`. */
+  startPostcopy(): void {
+    if (!this.migration) throw new MonitorCommandError('no migration is in progress; start one with `migrate URL --mode hybrid` or `--mode precopy`');
+    this.migration.startPostcopy();
+  }
+
+  /** `migrate_cancel`: only before the switchover. */
+  cancel(): void {
+    if (!this.migration) throw new MonitorCommandError('no migration is in progress');
+    if (!this.migration.cancel()) {
+      throw new MonitorCommandError(`cannot cancel while ${this.migration.state.state}: the guest already runs on the destination; only finishing is left`);
+    }
+  }
+
+  quit(): void {
+    this.emit('quit');
+  }
+
+  private async drive(migration: OutgoingMigration, afterInstructions: number | undefined): Promise<void> {
+    const { machine, stopAt, log } = this.options;
+    try {
+      if (afterInstructions !== undefined) {
+        await machine.runUntil(Math.min(afterInstructions, stopAt));
+        // Precopy copies a running guest; postcopy stops it at once anyway.
+        if (migration.info().mode !== 'postcopy') machine.setStopAt(stopAt);
+      }
+      await migration.run();
+      this.migratedAway = true;
+      await machine.close();
+    } catch (err) {
+      const cancelled = err instanceof MigrationCancelledError;
+      log[cancelled ? 'warn' : 'error']({ err }, cancelled ? 'migration cancelled; the guest keeps running here' : 'migration failed');
+      if (migration.handedOver) {
+        // The guest may already run on the destination: running it here too would fork it.
+        this.migratedAway = true;
+        log.error('the guest stays stopped here: the destination took it over before the migration broke');
+      } else {
+        resumeHere(machine, stopAt);
+      }
+    }
+  }
+}
+
+// The guest must never be left stopped on the source when the destination
+// never started it: that would lose it.
+function resumeHere(machine: Machine, stopAt: number): void {
+  machine.setStopAt(stopAt);
+  machine.resume();
+}
+
+function checkMigrateRequest(r: MigrateRequest): Required<Omit<MigrateRequest, 'afterInstructions'>> & Pick<MigrateRequest, 'afterInstructions'> {
+  if (typeof r !== 'object' || r === null) throw new MonitorCommandError('migrate needs {"to": "ws://HOST:PORT", ...}');
+  if (typeof r.to !== 'string' || !/^wss?:\/\/[^/\s]+\/?$/.test(r.to)) {
+    throw new MonitorCommandError(`migrate: "to" must be the destination's ws://HOST:PORT (got ${JSON.stringify(r.to)})`);
+  }
+  const mode = r.mode ?? MIGRATE_DEFAULTS.mode;
+  if (!MIGRATION_MODES.includes(mode)) throw new MonitorCommandError(`migrate: mode must be one of ${MIGRATION_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
+  const positive = (name: string, v: unknown, dflt: number, integer: boolean): number => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isSafeInteger(v))) {
+      throw new MonitorCommandError(`migrate: ${name} must be a positive ${integer ? 'integer' : 'number'} (got ${JSON.stringify(v)})`);
+    }
+    return v;
+  };
+  return {
+    to: r.to,
+    mode,
+    downtimeLimitMs: positive('downtimeLimitMs', r.downtimeLimitMs, MIGRATE_DEFAULTS.downtimeLimitMs, false),
+    maxRounds: positive('maxRounds', r.maxRounds, MIGRATE_DEFAULTS.maxRounds, true),
+    hybridRounds: positive('hybridRounds', r.hybridRounds, MIGRATE_DEFAULTS.hybridRounds, true),
+    afterInstructions: r.afterInstructions === undefined ? undefined : positive('afterInstructions', r.afterInstructions, 0, true),
+  };
+}

@@ -1,0 +1,312 @@
+// One outgoing migration, driven from the source: connect the three channels,
+// run precopy rounds (precopy, hybrid), switch over (stop the vCPUs, send the
+// discards and the machine state, start the guest on the destination), then
+// serve postcopy until the destination holds every page. Figures follow
+// QEMU's query-migrate.
+//
+//   postcopy:  setup ─────────────────────────────► device ─► postcopy-active ─► completed
+//   precopy:   setup ─► precopy-active (rounds) ──► device ─► postcopy-active ─► completed (nothing missing)
+//                              └─ rounds exhausted: cancelled, the guest runs on here
+//   hybrid:    setup ─► precopy-active (N rounds) ► device (+discards) ─► postcopy-active ─► completed
+import { EventEmitter } from 'node:events';
+import type { Machine } from '../guest/machine.ts';
+import { encodeMachineState } from '../guest/state.ts';
+import type { Logger } from '../log.ts';
+import { generateSessionId } from '../protocol/auth.ts';
+import { connectMigration } from '../protocol/connect.ts';
+import type { ChannelSet } from '../protocol/listener.ts';
+import type { ControlMessage, Message } from '../protocol/messages.ts';
+import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
+import { PAGE_SIZE } from '../uffd/pages.ts';
+import { MigrationCancelledError, MigrationFailedError } from './errors.ts';
+import type { MigrationInfo, MigrationMode, TransferredState } from './migration-info.ts';
+import { PageServer } from './page-server.ts';
+
+export interface OutgoingMigrationOptions {
+  readonly machine: Machine;
+  /** ws://host:port of the destination. */
+  readonly url: string;
+  readonly token: string;
+  readonly mode: MigrationMode;
+  /** Precopy converges when the pages left would take at most this long to send. */
+  readonly downtimeLimitMs: number;
+  /** Precopy gives up (precopy) or switches to postcopy (hybrid) after this many rounds. */
+  readonly maxRounds: number;
+  /** Hybrid switches to postcopy after this many rounds at the latest. */
+  readonly hybridRounds: number;
+  /** Shared-storage disk path the destination opens. */
+  readonly disk?: string;
+  readonly log: Logger;
+}
+
+export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }> {
+  readonly state = new MigrationStateMachine();
+  private readonly options: OutgoingMigrationOptions;
+  private readonly log: Logger;
+  private server: PageServer | undefined;
+  private channels: ChannelSet | undefined;
+  private startedAt = performance.now();
+  private setupMs = 0;
+  private downtimeMs: number | undefined;
+  private endedAt: number | undefined;
+  private rounds = 0;
+  private postcopyRequested = false;
+  /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */
+  private pendingFinalRound: number[] | undefined;
+  /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */  private cancelRequested: string | undefined;
+  private failure: Error | undefined;
+  private handedOverFlag = false;
+  private readonly acks = new Map<string, () => void>();
+  private completed: (() => void) | undefined;
+  private broken: ((err: Error) => void) | undefined;
+
+  constructor(options: OutgoingMigrationOptions) {
+    super();
+    this.options = options;
+    this.log = options.log.child({ module: 'migration', side: 'source' });
+    this.state.onChange((_from, to) => this.emit('state', to));
+  }
+
+  /**
+   * True once `postcopy-run` was sent: from then on the destination may run
+   * the guest, so the source must never run its copy again, whatever happens.
+   */
+  get handedOver(): boolean {
+    return this.handedOverFlag;
+  }
+
+  /** migrate_start_postcopy: leave precopy at the end of the current round. */
+  startPostcopy(): void {
+    this.postcopyRequested = true;
+  }
+
+  /** Gives up before the switchover; after it the guest runs on the destination and only finishing is left. */
+  cancel(reason = 'cancelled by the user'): boolean {
+    if (!this.state.canMoveTo('cancelled')) return false;
+    this.cancelRequested = reason;
+    return true;
+  }
+
+  /** Runs the whole migration; resolves with the final figures, rejects only on failure or cancellation. */
+  async run(): Promise<MigrationInfo> {
+    const { machine, mode } = this.options;
+    this.startedAt = performance.now();
+    try {
+      const channels = await connectMigration({
+        url: this.options.url,
+        token: this.options.token,
+        session: generateSessionId(),
+        identity: {
+          pageSize: PAGE_SIZE,
+          ramBase: 0x8000_0000,
+          ramSize: machine.ramSize,
+          vcpus: machine.vcpus,
+          imageSha256: machine.imageHash,
+        },
+        state: this.state,
+        log: this.log,
+      });
+      this.channels = channels;
+      const server = new PageServer({ ram: machine.ram.bytes(), pageSize: PAGE_SIZE, log: this.log });
+      this.server = server;
+      server.attach(channels);
+      const done = this.watch(channels, server);
+      this.setupMs = performance.now() - this.startedAt;
+      this.log.info({ url: this.options.url, mode, setupMs: Math.round(this.setupMs) }, 'migration channels up');
+
+      let discard: number[] = [];
+      if (mode !== 'postcopy') discard = await this.precopy(server);
+      await this.switchover(server, discard);
+      await done;
+      this.state.moveTo('completed');
+      this.endedAt = performance.now();
+      this.log.info(this.info(), 'migration completed');
+      return this.info();
+    } catch (err) {
+      this.endedAt = performance.now();
+      this.failure = err as Error;
+      if (this.state.canMoveTo('cancelled') && err instanceof MigrationCancelledError) this.state.moveTo('cancelled');
+      else if (this.state.canMoveTo('failed')) this.state.moveTo('failed');
+      throw err;
+    } finally {
+      this.server?.stop();
+      const c = this.channels;
+      if (c) for (const ch of [c.control, c.bulk, c.urgent]) ch.close(1000, 'migration over');
+    }
+  }
+
+  /** query-migrate: where the migration is and what it has moved. */
+  info(): MigrationInfo {
+    const f = this.server?.figures;
+    const end = this.endedAt ?? performance.now();
+    const totalMs = end - this.startedAt;
+    const transferredBytes = f?.transferredBytes ?? 0;
+    const sendingMs = Math.max(1, end - this.startedAt - this.setupMs);
+    return {
+      status: this.state.state,
+      mode: this.options.mode,
+      totalMs,
+      setupMs: this.setupMs,
+      downtimeMs: this.downtimeMs ?? null,
+      transferredBytes,
+      remainingPages: f?.remainingPages ?? Math.floor(this.options.machine.ramSize / PAGE_SIZE),
+      totalPages: Math.floor(this.options.machine.ramSize / PAGE_SIZE),
+      normalPages: f?.normalPages ?? 0,
+      zeroPages: f?.zeroPages ?? 0,
+      precopyPages: f?.precopyPages ?? 0,
+      mbps: (transferredBytes * 8) / 1e6 / (sendingMs / 1000),
+      postcopyRequests: f?.postcopyRequests ?? 0,
+      precopyRounds: this.rounds,
+      error: this.failure?.message ?? null,
+    };
+  }
+
+  // Every control message the destination may send us lands here; page
+  // requests arrive on urgent. Resolves when the destination says `complete`.
+  private watch(channels: ChannelSet, server: PageServer): Promise<void> {
+    const result = new Promise<void>((resolve, reject) => {
+      this.completed = resolve;
+      this.broken = reject;
+    });
+    // A failure before anyone awaits `result` must not become an unhandled rejection.
+    result.catch(() => undefined);
+    channels.urgent.onMessage((m: Message) => {
+      if (m.type === 'page-request' && this.state.state === 'postcopy-active') server.request(m.pages);
+    });
+    channels.control.onMessage((m: Message) => this.onControl(m as ControlMessage));
+    for (const c of [channels.control, channels.bulk, channels.urgent]) {
+      c.onClose((code, reason, error) => {
+        if (this.state.state === 'completed') return;
+        this.broken?.(error ?? new MigrationFailedError(`the destination closed the ${c.kind} channel (${code}${reason ? `: ${reason}` : ''})`));
+      });
+    }
+    return result;
+  }
+
+  private onControl(m: ControlMessage): void {
+    switch (m.type) {
+      case 'ack':
+        this.acks.get(m.of)?.();
+        this.acks.delete(m.of);
+        break;
+      case 'complete':
+        this.completed?.();
+        break;
+      case 'error':
+        this.broken?.(new MigrationFailedError(`the destination failed the migration: ${m.code}: ${m.message}`));
+        break;
+      case 'cancel':
+        this.broken?.(new MigrationCancelledError(`the destination cancelled the migration: ${m.reason}`));
+        break;
+      default:
+        this.log.warn({ type: m.type }, 'unexpected control message from the destination; ignored');
+    }
+  }
+
+  private awaitAck(of: ControlMessage['type']): Promise<void> {
+    return new Promise((resolve) => this.acks.set(of, resolve));
+  }
+
+  /**
+   * Dirty-page rounds while the guest runs. Returns the pages to discard on
+   * the destination (sent, then dirtied) when it switches to postcopy; throws
+   * MigrationCancelledError when precopy cannot converge.
+   */
+  private async precopy(server: PageServer): Promise<number[]> {
+    const { machine, mode, downtimeLimitMs, maxRounds, hybridRounds } = this.options;
+    const control = this.channels!.control;
+    this.state.moveTo('precopy-active');
+    control.send({ type: 'precopy-begin' });
+    machine.fetchAndClearDirty();
+    const pageCount = Math.floor(machine.ramSize / PAGE_SIZE);
+    let pages: number[] = Array.from({ length: pageCount }, (_, i) => i);
+    for (;;) {
+      this.checkCancelled();
+      const began = performance.now();
+      await server.sendPrecopy(pages);
+      await this.drained(server);
+      this.rounds++;
+      const bytesPerMs = (pages.length * PAGE_SIZE) / Math.max(0.001, performance.now() - began);
+      const dirty = machine.fetchAndClearDirty();
+      const expectedMs = (dirty.length * PAGE_SIZE) / bytesPerMs;
+      this.log.info({ round: this.rounds, sentPages: pages.length, dirtyPages: dirty.length, expectedDowntimeMs: +expectedMs.toFixed(2) }, 'precopy round');
+      if (expectedMs <= downtimeLimitMs) {
+        // Converged: the last dirty set goes while the vCPUs are stopped.
+        this.pendingFinalRound = dirty;
+        return [];
+      }
+      if (mode === 'hybrid' && (this.postcopyRequested || this.rounds >= hybridRounds)) return dirty;
+      if (this.postcopyRequested) return dirty;
+      if (this.rounds >= maxRounds) {
+        const rate = ((dirty.length * PAGE_SIZE) / 1e6 / Math.max(0.001, (performance.now() - began) / 1000)).toFixed(0);
+        throw new MigrationCancelledError(
+          `precopy did not converge after ${this.rounds} rounds: the guest dirties ${dirty.length} pages a round (≈${rate} MB/s) ` +
+            `and sending them would take ${expectedMs.toFixed(0)} ms, over the ${downtimeLimitMs} ms downtime limit. ` +
+            `The guest keeps running here; retry with --mode hybrid or postcopy, or raise --downtime-limit`,
+        );
+      }
+      pages = dirty;
+    }
+  }
+
+  private checkCancelled(): void {
+    if (this.cancelRequested !== undefined) {
+      this.channels?.control.send({ type: 'cancel', reason: this.cancelRequested });
+      throw new MigrationCancelledError(`migration cancelled: ${this.cancelRequested}; the guest keeps running here`);
+    }
+  }
+
+  /** Waits until every queued frame reached the kernel, so a round's time measures the link. */
+  private async drained(server: PageServer): Promise<void> {
+    while (server.queuedBytes.control > 0) await new Promise((r) => setTimeout(r, 1));
+  }
+
+  // Downtime runs from the vCPUs stopping here to the destination's ack that
+  // its vCPUs run: everything between is on the critical path.
+  private async switchover(server: PageServer, discard: number[]): Promise<void> {
+    const { machine } = this.options;
+    const control = this.channels!.control;
+    this.checkCancelled();
+    const stoppedAt = performance.now();
+    const times = await machine.pause();
+    this.log.info({ times }, 'vCPUs stopped for the switchover');
+    const lastDirty = machine.fetchAndClearDirty();
+    if (this.pendingFinalRound) {
+      const finalRound = [...new Set([...this.pendingFinalRound, ...lastDirty])].sort((a, b) => a - b);
+      await server.sendPrecopy(finalRound);
+    } else if (this.state.state === 'precopy-active') {
+      const runs = toRuns([...new Set([...discard, ...lastDirty])].sort((a, b) => a - b));
+      server.forget(runs);
+      control.send({ type: 'discard', runs });
+    }
+    const transferred: TransferredState = {
+      machine: encodeMachineState(machine.save()),
+      image: machine.image.bytes,
+      guestArgs: machine.guestArgs ?? null,
+      disk: this.options.disk ?? null,
+    };
+    const stateAcked = this.awaitAck('machine-state');
+    control.send({ type: 'machine-state', state: transferred });
+    this.state.moveTo('device');
+    await stateAcked;
+    const running = this.awaitAck('postcopy-run');
+    this.handedOverFlag = true;
+    control.send({ type: 'postcopy-run' });
+    this.state.moveTo('postcopy-active');
+    server.startPush();
+    await running;
+    this.downtimeMs = performance.now() - stoppedAt;
+    this.log.info({ downtimeMs: +this.downtimeMs.toFixed(2) }, 'guest running on the destination');
+  }
+}
+
+/** Ascending page indexes as [start, length, ...] runs. */
+export function toRuns(pages: readonly number[]): number[] {
+  const runs: number[] = [];
+  for (const p of pages) {
+    const last = runs.length - 2;
+    if (last >= 0 && runs[last] + runs[last + 1] === p) runs[last + 1]++;
+    else runs.push(p, 1);
+  }
+  return runs;
+}

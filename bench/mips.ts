@@ -17,7 +17,7 @@ import { assemble } from '../test/guest/cpu/asm.ts';
 const TARGET_MIPS = 100;
 const RAM_BASE = 0x8000_0000;
 const RAM_SIZE = 16 << 20;
-const SLICE = 10_000_000;
+const SLICE = 50_000_000;
 
 const PROGRAM = `
   la s1, buf
@@ -84,22 +84,34 @@ function machine(workload: Workload, engine: HartEngine, gated: boolean): Hart {
   return hart;
 }
 
-function measure(workload: Workload, engine: HartEngine, gated: boolean, seconds: number): number {
+interface Figure {
+  /** Over the fastest slice: the core's speed when it had a CPU to itself (the cores are shared). */
+  best: number;
+  /** Over the whole measurement, lowered by whatever else ran on the machine. */
+  mean: number;
+}
+
+function measure(workload: Workload, engine: HartEngine, gated: boolean, seconds: number): Figure {
   const hart = machine(workload, engine, gated);
-  hart.run(SLICE);
+  const slice = engine === 'jit' ? SLICE : SLICE / 25;
+  hart.run(slice);
   const started = performance.now();
   let elapsed = 0;
   let instructions = 0;
+  let best = 0;
   while (elapsed < seconds * 1000) {
-    hart.run(SLICE);
-    instructions += SLICE;
-    elapsed = performance.now() - started;
+    const sliceStart = performance.now();
+    hart.run(slice);
+    const now = performance.now();
+    best = Math.max(best, slice / (now - sliceStart) / 1000);
+    instructions += slice;
+    elapsed = now - started;
   }
-  return instructions / elapsed / 1000;
+  return { best, mean: instructions / elapsed / 1000 };
 }
 
 const seconds = Number(process.argv[2] ?? 3);
-const fmt = (v: number): string => `${v.toFixed(1).padStart(7)} MIPS  ${(v / TARGET_MIPS).toFixed(2).padStart(5)}× target`;
+const fmt = (v: number): string => `${v.toFixed(1).padStart(7)} MIPS ${(v / TARGET_MIPS).toFixed(2).padStart(6)}×`;
 const rows: [string, Workload, HartEngine, boolean][] = [
   ['asm loop, jit', 'asm', 'jit', false],
   ['asm loop, jit + software uffd gate', 'asm', 'jit', true],
@@ -107,15 +119,18 @@ const rows: [string, Workload, HartEngine, boolean][] = [
   ['C loop, jit', 'c', 'jit', false],
   ['C loop, interpreter (floor)', 'c', 'interpreter', false],
 ];
-process.stdout.write(`vCPU core, one hart, ${seconds} s per figure, target ${TARGET_MIPS} MIPS\n`);
-const figures = new Map<string, number>();
+process.stdout.write(
+  `vCPU core, one hart, ${seconds} s per figure; × = ratio to the ${TARGET_MIPS} MIPS target\n` +
+  `  ${''.padEnd(36)} ${'best slice'.padEnd(20)} mean\n`,
+);
+const figures = new Map<string, Figure>();
 for (const [name, workload, engine, gated] of rows) {
-  const mips = measure(workload, engine, gated, seconds);
-  figures.set(name, mips);
-  process.stdout.write(`  ${name.padEnd(36)} ${fmt(mips)}\n`);
+  const figure = measure(workload, engine, gated, seconds);
+  figures.set(name, figure);
+  process.stdout.write(`  ${name.padEnd(36)} ${fmt(figure.best)}  ${fmt(figure.mean)}\n`);
 }
 for (const workload of ['asm', 'C']) {
   const jit = figures.get(`${workload} loop, jit`)!;
   const floor = figures.get(`${workload} loop, interpreter (floor)`)!;
-  process.stdout.write(`  ${workload} loop: jit is ${(jit / floor).toFixed(1)}× the interpreter floor\n`);
+  process.stdout.write(`  ${workload} loop: jit is ${(jit.best / floor.best).toFixed(1)}× the interpreter floor (best slices)\n`);
 }

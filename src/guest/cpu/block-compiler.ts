@@ -131,6 +131,14 @@ function emitStore(e: Emitter, inst: number, bail: string): string {
     `${target} = ${read(e, rs2(inst))}; dirty[o >>> ${PAGE_SHIFT}] = 1;`;
 }
 
+/** Leave for the jalr target `a`, unless it is a return site compiled into this region. */
+function indirectJump(e: Emitter): string {
+  const sites = [...new Set(e.plan.returnSites)];
+  if (sites.length === 0) return exit('t', 'a');
+  const cases = sites.map((off) => `case ${pcLiteral(e, off)}: b = ${e.plan.index.get(off)}; continue;`).join(' ');
+  return `switch (a) { ${cases} } ${exit('t', 'a')}`;
+}
+
 const BRANCH_CONDITIONS = ['===', '!==', '', '', '<', '>=', '<', '>='];
 
 function emitBlock(e: Emitter, block: PlannedBlock, caseIndex: number): string {
@@ -166,7 +174,7 @@ function emitBlock(e: Emitter, block: PlannedBlock, caseIndex: number): string {
         // Target first: rd may be rs1. A misaligned target traps in the interpreter.
         out.push(`a = (${read(e, rs1(inst))} + ${immI(inst)}) & -2; if ((a & 2) !== 0) ${bail}`);
         out.push(write(e, rd(inst), pcLiteral(e, off + 4)));
-        terminator = exit('t', 'a');
+        terminator = indirectJump(e);
         break;
       default:
         throw new Error(`block compiler: unplanned instruction 0x${(inst >>> 0).toString(16)}`);

@@ -32,6 +32,11 @@ export interface RegionPlan {
   blocks: PlannedBlock[];
   /** RAM offset -> index in `blocks`, for every block start compiled in. */
   index: Map<number, number>;
+  /**
+   * Blocks that start just after a linking jal/jalr in the region: where its
+   * returns land, so a jalr can stay inside the region when it returns there.
+   */
+  returnSites: number[];
   /** RAM ranges [start, end) holding the compiled instructions. */
   sources: [number, number][];
 }
@@ -85,6 +90,7 @@ export function planRegion(code: Int32Array, entry: number): RegionPlan {
   const blocks: PlannedBlock[] = [];
   const index = new Map<number, number>();
   const work = [entry];
+  const returnSites: number[] = [];
   while (work.length > 0 && blocks.length < MAX_BLOCKS) {
     const start = work.shift()!;
     if (index.has(start)) continue;
@@ -113,6 +119,16 @@ export function planRegion(code: Int32Array, entry: number): RegionPlan {
       if (inPage(off)) work.push(off);
     }
     if ((blockEnd === 'branch' || blockEnd === 'jal') && inPage(target)) work.push(target);
+    if ((blockEnd === 'jal' || blockEnd === 'jalr') && ((insts[insts.length - 1] >>> 7) & 31) !== 0 && inPage(off)) {
+      returnSites.push(off);
+      work.push(off);
+    }
   }
-  return { entry, blocks, index, sources: blocks.map((b) => [b.start, b.next]) };
+  return {
+    entry,
+    blocks,
+    index,
+    returnSites: returnSites.filter((off) => index.has(off)),
+    sources: blocks.map((b) => [b.start, b.next]),
+  };
 }

@@ -9,12 +9,18 @@ export interface PausableSource {
   resume(): void;
 }
 
+function sizeOf(frame: PageFrame): number {
+  return frame.type === 'pages' ? frame.payload.length : 0;
+}
+
 export class BulkIntake {
   private readonly queue: PageFrame[] = [];
   private scheduled = false;
   private paused = false;
-  /** Largest queue length seen (frames), for tests and figures. */
+  private bytes = 0;
+  /** Largest queue seen, in frames and in page bytes, for tests and figures. */
   highestQueued = 0;
+  highestQueuedBytes = 0;
 
   constructor(
     private readonly source: PausableSource,
@@ -27,11 +33,14 @@ export class BulkIntake {
     return this.queue.length;
   }
 
-  // ws may still deliver what it already buffered after pause(), so the
-  // queue can exceed `limit` by at most one socket read's worth of frames.
+  // ws still delivers the frames of the socket read it is parsing after
+  // pause(), so the queue may pass `limit` by one socket read (64 KiB) —
+  // many frames if they are zero-run markers, but never more bytes.
   push(frame: PageFrame): void {
     this.queue.push(frame);
+    this.bytes += sizeOf(frame);
     this.highestQueued = Math.max(this.highestQueued, this.queue.length);
+    this.highestQueuedBytes = Math.max(this.highestQueuedBytes, this.bytes);
     if (this.queue.length >= this.limit && !this.paused) {
       this.paused = true;
       this.source.pause();
@@ -42,6 +51,7 @@ export class BulkIntake {
   /** Drops what is queued (the connection broke; recovery resends it). */
   clear(): void {
     this.queue.length = 0;
+    this.bytes = 0;
     this.paused = false;
   }
 
@@ -54,7 +64,9 @@ export class BulkIntake {
   private drain(): void {
     this.scheduled = false;
     for (let i = 0; i < this.framesPerTurn && this.queue.length > 0; i++) {
-      this.place(this.queue.shift() as PageFrame);
+      const frame = this.queue.shift() as PageFrame;
+      this.bytes -= sizeOf(frame);
+      this.place(frame);
     }
     if (this.paused && this.queue.length <= this.limit / 2) {
       this.paused = false;

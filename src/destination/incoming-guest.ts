@@ -4,6 +4,7 @@
 // sent at the switchover, starts its vCPUs on `postcopy-run` and then serves
 // their faults until every page is present.
 import { EventEmitter } from 'node:events';
+import { PostcopyError } from '../errors.ts';
 import { Machine } from '../guest/machine.ts';
 import { decodeMachineState } from '../guest/state.ts';
 import type { Logger } from '../log.ts';
@@ -11,6 +12,7 @@ import { ProtocolMalformedError } from '../protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../protocol/listener.ts';
 import type { ControlMessage } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
+import { MigrationCancelledError, MigrationFailedError } from '../source/errors.ts';
 import type { TransferredState } from '../source/migration-info.ts';
 import { allocateRegion, openUserfaultfd, PAGE_SIZE, type AccessPath, type GuestRegion, type Userfaultfd } from '../uffd/index.ts';
 import type { LatencySummary } from './fault-stats.ts';
@@ -146,6 +148,10 @@ export class IncomingGuest extends EventEmitter<Events> {
       uffd.on('error', (err) => this.fail(err));
       pages.onComplete(() => this.emit('completed', this.figures()));
       pages.attach(m.channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err)));
+      m.channels.control.onClose((code, reason, error) => {
+        if (this.state.state === 'completed' || this.state.state === 'cancelled') return;
+        this.fail(error ?? new MigrationFailedError(`the source closed the control channel (${code}${reason ? `: ${reason}` : ''}) while the migration was ${this.state.state}`));
+      });
       this.log.info({ session: m.session, ramSize, vcpus: m.identity.vcpus, backend: uffd.path }, 'incoming migration');
     } catch (err) {
       this.fail(err as Error);
@@ -177,10 +183,10 @@ export class IncomingGuest extends EventEmitter<Events> {
       case 'cancel':
         this.log.warn({ reason: m.reason }, 'the source cancelled the migration');
         this.state.moveTo('cancelled');
-        this.fail(new Error(`the source cancelled the migration: ${m.reason}`));
+        this.emit('failed', new MigrationCancelledError(`the source cancelled the migration: ${m.reason}; nothing ran here`));
         break;
       case 'error':
-        this.fail(new Error(`the source failed the migration: ${m.code}: ${m.message}`));
+        this.fail(new MigrationFailedError(`the source failed the migration: ${m.code}: ${m.message}`));
         break;
       default:
         this.log.warn({ type: m.type }, 'unexpected control message from the source; ignored');
@@ -204,9 +210,10 @@ export class IncomingGuest extends EventEmitter<Events> {
   }
 
   private fail(err: Error): void {
-    this.log.error({ err }, 'incoming migration failed');
+    const failure = err instanceof PostcopyError ? err : new MigrationFailedError(`incoming migration failed: ${err.message}`, err);
+    this.log.error({ err: failure }, 'incoming migration failed');
     if (this.state.canMoveTo('failed')) this.state.moveTo('failed');
-    this.emit('failed', err);
+    this.emit('failed', failure);
   }
 }
 

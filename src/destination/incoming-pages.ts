@@ -10,7 +10,7 @@ import type { MigrationStateMachine } from '../protocol/state.ts';
 import { BulkIntake } from './bulk-intake.ts';
 import { FaultHandler } from './fault-handler.ts';
 import { PagePlacer } from './page-placer.ts';
-import type { FaultEvent, PlacementRegion, PlacementUffd } from './uffd-port.ts';
+import type { FaultEvent, FaultSource, PlacementRegion, PlacementUffd } from './uffd-port.ts';
 
 export interface IncomingPagesOptions {
   readonly uffd: PlacementUffd;
@@ -50,8 +50,9 @@ export class IncomingPages {
     return this.intake?.queued ?? 0;
   }
 
-  get bulkHighestQueued(): number {
-    return this.intake?.highestQueued ?? 0;
+  /** The bulk intake's high-water marks so far: frames and page bytes. */
+  get bulkHighestQueued(): { frames: number; bytes: number } {
+    return { frames: this.intake?.highestQueued ?? 0, bytes: this.intake?.highestQueuedBytes ?? 0 };
   }
 
   /** Channels of a (re)established connection; control messages other than pages and discards go to `onControl`. */
@@ -77,6 +78,17 @@ export class IncomingPages {
 
   handleFault(event: FaultEvent): void {
     this.faults.handleFault(event);
+  }
+
+  /** Feeds missing-page faults from the userfaultfd into the fault handler; returns the unsubscribe. */
+  watch(source: FaultSource): () => void {
+    const listener = (batch: readonly { readonly type: string }[]): void => {
+      for (const e of batch) {
+        if (e.type === 'pagefault' && !(e as FaultEvent).wp) this.faults.handleFault(e as FaultEvent);
+      }
+    };
+    source.on('events', listener);
+    return () => source.off('events', listener);
   }
 
   /** What to send the source after a reconnect: the pages already here. */

@@ -27,6 +27,8 @@ export interface PlacerFigures {
   /** Precopy pages re-sent because they were dirtied: overwritten in place. */
   overwrittenPages: number;
   discardedPages: number;
+  /** Pages the kernel reported present already (EEXIST): someone else placed them. */
+  existedPages: number;
   copyIoctls: number;
   zeropageIoctls: number;
 }
@@ -39,6 +41,7 @@ export class PagePlacer {
     duplicatePages: 0,
     overwrittenPages: 0,
     discardedPages: 0,
+    existedPages: 0,
     copyIoctls: 0,
     zeropageIoctls: 0,
   };
@@ -108,15 +111,17 @@ export class PagePlacer {
 
   private placeMissing(frame: PageFrame, start: number, count: number): void {
     const address = this.region.address + start * this.pageSize;
+    let result: { readonly existed: number };
     if (frame.type === 'zero-run') {
-      this.uffd.zeropage(address, count * this.pageSize);
+      result = this.uffd.zeropage(address, count * this.pageSize);
       this.figures.zeropageIoctls++;
       this.figures.zeroPages += count;
     } else {
       const from = (start - frame.start) * this.pageSize;
-      this.uffd.copy(address, frame.payload.subarray(from, from + count * this.pageSize));
+      result = this.uffd.copy(address, frame.payload.subarray(from, from + count * this.pageSize));
       this.figures.copyIoctls++;
     }
+    this.figures.existedPages += result.existed / this.pageSize;
     // Placed by us or (EEXIST) by someone else: either way present and woken.
     this.received.setRange(start, count);
     this.figures.placedPages += count;

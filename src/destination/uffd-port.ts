@@ -1,11 +1,17 @@
-// What the destination's page engine needs from src/uffd, as structural types,
-// so the engine runs against a real Userfaultfd (kernel or sim) or a test fake.
+// What the destination's page engine needs from src/uffd's Userfaultfd, as
+// structural types: the engine runs against either backend or a test fake.
 export interface PlacementUffd {
-  /** UFFDIO_COPY of src to the absolute address; EEXIST is handled inside (wake, report). */
-  copy(address: number, src: Uint8Array, options?: { dontWake?: boolean }): unknown;
-  zeropage(address: number, length: number, options?: { dontWake?: boolean }): unknown;
+  /** UFFDIO_COPY of src to the absolute address; EEXIST is handled inside (skipped, woken, reported). */
+  copy(address: number, src: Uint8Array): { readonly bytes: number; readonly existed: number };
+  zeropage(address: number, length: number): { readonly bytes: number; readonly existed: number };
   wake(address: number, length: number): void;
   unregister(address: number, length: number): void;
+}
+
+/** The fault stream: one batch of events per wake-up of the fd. */
+export interface FaultSource {
+  on(event: 'events', listener: (batch: readonly { readonly type: string }[]) => void): unknown;
+  off(event: 'events', listener: (batch: readonly { readonly type: string }[]) => void): unknown;
 }
 
 /** Guest RAM as the destination's main thread may touch it. */
@@ -19,8 +25,11 @@ export interface PlacementRegion {
 }
 
 export interface FaultEvent {
+  readonly type: 'pagefault';
   /** Absolute faulting address (any byte of the page). */
   readonly address: number;
   readonly write?: boolean;
-  readonly threadId?: number;
+  /** Write-protect faults are not missing pages; the engine leaves them alone. */
+  readonly wp?: boolean;
+  readonly threadId?: number | null;
 }

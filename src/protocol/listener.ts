@@ -157,7 +157,8 @@ export class MigrationListener {
     if (session.id !== hello.session) {
       throw new ProtocolStateError(`this destination is already receiving migration ${session.id}; it takes one guest (got ${hello.session})`);
     }
-    if (session.channels[kind]) {
+    // A channel of the broken connection may not have seen its close yet; only a live one is a conflict.
+    if (session.channels[kind]?.open) {
       throw new ProtocolStateError(`migration ${session.id} already has a ${kind} channel; connect each channel once`);
     }
     session.resume = hello.resume;

@@ -261,7 +261,8 @@ function system(h: Hart, inst: number, f3: number): StepOutcome {
   if (f3 === 0) {
     switch (inst) {
       case INST_ECALL: raiseException(h, CAUSE_ECALL_M, 0); return STEP_DONE;
-      case INST_EBREAK: raiseException(h, CAUSE_BREAKPOINT, h.pc); return STEP_DONE;
+      // mtval 0, as QEMU 7.2 reports it (the spec allows 0 or the pc).
+      case INST_EBREAK: raiseException(h, CAUSE_BREAKPOINT, 0); return STEP_DONE;
       case INST_MRET: returnFromTrap(h); return STEP_DONE;
       case INST_WFI: return waitForInterrupt(h);
       default: return illegal(h, inst);

@@ -28,7 +28,7 @@ interface TrapCase {
 
 const CASES: TrapCase[] = [
   { what: 'ecall', body: 'at: ecall', cause: 11, epc: 'at', tval: 0 },
-  { what: 'ebreak reports its pc in mtval', body: 'at: ebreak', cause: 3, epc: 'at', tval: 'at' },
+  { what: 'ebreak (mtval 0, as QEMU reports it)', body: 'at: ebreak', cause: 3, epc: 'at', tval: 0 },
   { what: 'all-ones word is illegal', body: 'at: .word 0xffffffff', cause: 2, epc: 'at', tval: 'inst' },
   { what: 'the zero word is illegal', body: 'at: .word 0', cause: 2, epc: 'at', tval: 'inst' },
   { what: 'compressed encodings are illegal (no C)', body: 'at: .word 0x00004501', cause: 2, epc: 'at', tval: 'inst' },

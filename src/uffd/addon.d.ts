@@ -54,6 +54,8 @@ export interface NativeAddon {
   mmap(length: number): number;
   munmap(address: number, length: number): void;
   madviseDontneed(address: number, length: number): void;
+  /** mincore(2): one byte per page, bit 0 set when resident. */
+  mincore(address: number, length: number): Uint8Array;
   /** An external ArrayBuffer over [address, address+length) that never frees it. */
   view(address: number, length: number): ArrayBuffer;
   /** open(path) + ioctl(USERFAULTFD_IOC_NEW, flags): the new userfaultfd. */

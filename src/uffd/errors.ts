@@ -106,6 +106,7 @@ export function errnoError(errno: string | undefined, message: string, details: 
     case 'ENXIO':
       return new UffdUnsupportedError(message, d);
     case 'EINVAL':
+    case 'ENOENT':
     case 'ENOMEM':
     case 'EFAULT':
       return new UffdRangeError(message, d);

@@ -104,7 +104,7 @@ describe('migration handshake', () => {
     const incoming = new Promise<IncomingMigration>((resolve) => listener.onMigration(resolve));
     const channels = await connect();
     const m = await incoming;
-    const closed = new Promise<[number, string, ProtocolError | undefined]>((resolve) => m.channels.bulk.onClose((...a) => resolve(a)));
+    const closed = new Promise<[number, string, ProtocolError | undefined]>((resolve) => m.channels.bulk.onClose((code, reason, error) => resolve([code, reason, error])));
     channels.bulk.sendBytes(Buffer.from([0x93, 0x01]));
     const [code, , error] = await closed;
     expect(code).toBe(4400);

@@ -43,6 +43,22 @@ static napi_value madvise_dontneed(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* mincore(2): one byte per page, bit 0 set when the page is resident. */
+static napi_value do_mincore(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t address, length;
+  CHECK(args_get(env, info, "mincore(address: number, length: number)", 2, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_address(&a, 1, &length));
+  size_t pages = length / (uint64_t)sysconf(_SC_PAGESIZE);
+  void *data;
+  napi_value ab, out;
+  NAPI_OK(env, napi_create_arraybuffer(env, pages ? pages : 1, &data, &ab));
+  if (pages && mincore((void *)(uintptr_t)address, length, data) != 0) return throw_errno(env, errno, "mincore");
+  NAPI_OK(env, napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &out));
+  return out;
+}
+
 static void no_free(napi_env env, void *data, void *hint) {}
 
 static napi_value view(napi_env env, napi_callback_info info) {
@@ -63,6 +79,7 @@ napi_status register_memory(napi_env env, napi_value exports) {
       {"mmap", NULL, do_mmap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"munmap", NULL, do_munmap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"madviseDontneed", NULL, madvise_dontneed, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mincore", NULL, do_mincore, NULL, NULL, NULL, napi_enumerable, NULL},
       {"view", NULL, view, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

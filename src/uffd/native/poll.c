@@ -45,7 +45,7 @@ static void call_back(fault_poll_t *p, size_t count, int err) {
   napi_env env = p->env;
   napi_value fn, recv, argv[2], result;
   napi_get_reference_value(env, p->callback_ref, &fn);
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv);
   napi_create_double(env, (double)count, &argv[0]);
   if (err) {
     const char *name = strerrorname_np(err);

@@ -1,0 +1,8 @@
+// The userfaultfd layer's public face: regions, vCPU attachment, the one
+// Userfaultfd interface and how to open it, typed errors.
+export { allocateRegion, type Backend, type GuestRegion, type RegionHandle } from './region.ts';
+export { attachRegion, type AttachedRegion, type PageGate } from './attach.ts';
+export { openUserfaultfd, openPath, DEFAULT_DEVICE, type OpenOptions } from './open.ts';
+export * from './userfaultfd.ts';
+export * from './errors.ts';
+export { PAGE_SIZE } from './pages.ts';

@@ -18,7 +18,7 @@
 // backends, so destination code never asks which backend it runs on.
 import { loadNative } from './native.ts';
 import { UffdRangeError } from './errors.ts';
-import { PAGE_SIZE, bitmapWords, checkRange, clearBit, hex, isPageAligned, pageIndex } from './pages.ts';
+import { PAGE_SIZE, bitmapWords, checkRange, clearBit, hasBit, hex, isPageAligned, pageIndex, setBit } from './pages.ts';
 import { STATUS_BYTES, controlBytes } from './sim-layout.ts';
 
 export type Backend = 'kernel' | 'sim';
@@ -110,10 +110,12 @@ class MmapRegion implements GuestRegion {
 // Fake bases for sim regions: far from where Linux places mmaps, never reused.
 let nextSimBase = 0x1000_0000_0000;
 
-class SimRegion implements GuestRegion {
+export class SimRegion implements GuestRegion {
   readonly backend = 'sim' as const;
   readonly handle: SimRegionHandle;
   released = false;
+  // Whether bytes() was handed out: writes through it bypass the present bits.
+  private viewed = false;
 
   constructor(
     readonly address: number,
@@ -132,7 +134,33 @@ class SimRegion implements GuestRegion {
   }
 
   bytes(): Uint8Array {
+    this.viewed = true;
     return new Uint8Array(this.handle.buffer);
+  }
+
+  /**
+   * Marks present each page of [first, first + pages) that holds a nonzero
+   * byte. The kernel populates a page on its first touch, so memory written
+   * before registration (e.g. a guest image loaded by the main thread) never
+   * faults; the sim sees vCPU touches through its gate but not main-thread
+   * writes through bytes(). Untouched memory reads as zeros, so a nonzero page
+   * was certainly written. A page written with zeros only still faults here,
+   * and is then placed with whatever the handler supplies.
+   */
+  adoptMainThreadWrites(first: number, pages: number): void {
+    if (!this.viewed) return;
+    const words = new Int32Array(this.handle.buffer);
+    const present = new Int32Array(this.handle.present);
+    const perPage = PAGE_SIZE / 4;
+    for (let page = first; page < first + pages; page++) {
+      if (hasBit(present, page)) continue;
+      for (let w = page * perPage, end = w + perPage; w < end; w++) {
+        if (words[w] !== 0) {
+          setBit(present, page);
+          break;
+        }
+      }
+    }
   }
 
   // Like MADV_DONTNEED on private anonymous memory: the bytes are gone (read

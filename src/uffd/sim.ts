@@ -7,7 +7,7 @@ import { UffdBusyError, UffdClosedError, UffdRangeError, UffdUnsupportedError } 
 import { EventQueue } from './event-queue.ts';
 import { PAGE_SIZE, checkRange, hasBit, hex, setBit } from './pages.ts';
 import { RangeSet } from './range-set.ts';
-import { regionContaining, type GuestRegion, type SimRegionHandle } from './region.ts';
+import { SimRegion, regionContaining, type GuestRegion, type SimRegionHandle } from './region.ts';
 import {
   ABORTED,
   ENTRY_WORDS,
@@ -101,10 +101,10 @@ export class SimUserfaultfd extends EventQueue implements Userfaultfd {
     checkRange(address, length, 'register');
     if (options.writeProtect) throw new UffdUnsupportedError('register: the sim backend has no write-protect faults');
     const region = regionContaining(address, length);
-    if (!region || region.backend !== 'sim' || region.released) {
+    if (!(region instanceof SimRegion) || region.released) {
       throw new UffdRangeError(`register: no sim region holds [${hex(address)}, +${length})`, { errno: 'EINVAL' });
     }
-    const handle = region.handle as SimRegionHandle;
+    const handle = region.handle;
     const views = simViews(handle.control, handle.length / PAGE_SIZE);
     const owner = Atomics.compareExchange(views.header, OWNER, 0, this.ownerId);
     if (owner !== 0 && owner !== this.ownerId) {
@@ -128,6 +128,7 @@ export class SimUserfaultfd extends EventQueue implements Userfaultfd {
     }
     Atomics.store(served.status, STATE, LIVE);
     const first = (address - region.address) / PAGE_SIZE;
+    region.adoptMainThreadWrites(first, length / PAGE_SIZE);
     for (let p = first; p < first + length / PAGE_SIZE; p++) setBit(views.registered, p);
     this.registered.add(address, length);
     return { address, length, ioctls: ['copy', 'zeropage', 'wake'] };

@@ -21,6 +21,11 @@ export const asm = {
     const imm = offset & 0x1fffff;
     return ((((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) | (((imm >> 12) & 0xff) << 12) | 0x6f) >>> 0;
   },
+  /** bne rs1, rs2, offset (offset in bytes, even, within ±4 KiB). */
+  bne: (rs1: number, rs2: number, offset: number) => {
+    const imm = offset & 0x1fff;
+    return ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (1 << 12) | (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
+  },
   wfi: () => 0x10500073,
 };
 

@@ -26,12 +26,12 @@ async function destination(options: DestinationOptions): Promise<void> {
   log.info({ url: incoming.url, uffd: options.uffd }, 'waiting for an incoming guest');
   report({ event: 'listening', url: incoming.url });
 
-  const failed = new Promise<never>((_resolve, reject) => incoming.once('failed', reject));
-  const completed = new Promise<DestinationFigures>((resolve) => incoming.once('completed', resolve));
-  const machine = await Promise.race([new Promise<NonNullable<IncomingGuest['machine']>>((resolve) => incoming.once('started', resolve)), failed]);
-  machine.on('console', (bytes) => process.stdout.write(bytes));
-  await incoming.stopListening();
   try {
+    const failed = new Promise<never>((_resolve, reject) => incoming.once('failed', reject));
+    const completed = new Promise<DestinationFigures>((resolve) => incoming.once('completed', resolve));
+    const machine = await Promise.race([new Promise<NonNullable<IncomingGuest['machine']>>((resolve) => incoming.once('started', resolve)), failed]);
+    machine.on('console', (bytes) => process.stdout.write(bytes));
+    await incoming.stopListening();
     const figures = await Promise.race([completed, failed]);
     log.info(figures, 'every page is here; the source released the guest');
     const reports = await Promise.race([machine.runUntil(stopAt), failed]);
@@ -42,6 +42,7 @@ async function destination(options: DestinationOptions): Promise<void> {
     if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     if (exitCode !== null) process.exitCode = exitCode;
   } finally {
+    // Also on failure: the listener, the userfaultfd and guest RAM would keep the process alive.
     await incoming.close();
   }
 }

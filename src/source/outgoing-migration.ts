@@ -9,6 +9,7 @@
 //                              └─ rounds exhausted: cancelled, the guest runs on here
 //   hybrid:    setup ─► precopy-active (N rounds) ► device (+discards) ─► postcopy-active ─► completed
 import { EventEmitter } from 'node:events';
+import { PostcopyError } from '../errors.ts';
 import type { Machine } from '../guest/machine.ts';
 import { encodeMachineState } from '../guest/state.ts';
 import type { Logger } from '../log.ts';
@@ -53,7 +54,9 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private postcopyRequested = false;
   /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */
   private pendingFinalRound: number[] | undefined;
-  /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */  private cancelRequested: string | undefined;
+  private cancelRequested: string | undefined;
+  /** The destination ended the migration itself (cancel or error): nothing to tell it. */
+  private peerEnded = false;
   private failure: Error | undefined;
   private handedOverFlag = false;
   private readonly acks = new Map<string, () => void>();
@@ -125,7 +128,9 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     } catch (err) {
       this.endedAt = performance.now();
       this.failure = err as Error;
-      if (this.state.canMoveTo('cancelled') && err instanceof MigrationCancelledError) this.state.moveTo('cancelled');
+      const cancelled = err instanceof MigrationCancelledError;
+      if (!this.handedOverFlag && !this.peerEnded) this.tellDestination(err as Error, cancelled);
+      if (cancelled && this.state.canMoveTo('cancelled')) this.state.moveTo('cancelled');
       else if (this.state.canMoveTo('failed')) this.state.moveTo('failed');
       throw err;
     } finally {
@@ -193,9 +198,11 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         this.completed?.();
         break;
       case 'error':
+        this.peerEnded = true;
         this.broken?.(new MigrationFailedError(`the destination failed the migration: ${m.code}: ${m.message}`));
         break;
       case 'cancel':
+        this.peerEnded = true;
         this.broken?.(new MigrationCancelledError(`the destination cancelled the migration: ${m.reason}`));
         break;
       default:
@@ -249,9 +256,16 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     }
   }
 
+  /** Before the hand-over the destination holds nothing it may run: say why it ends, so it reports that rather than a closed socket. */
+  private tellDestination(err: Error, cancelled: boolean): void {
+    const control = this.channels?.control;
+    if (!control?.open) return;
+    if (cancelled) control.send({ type: 'cancel', reason: err.message });
+    else control.send({ type: 'error', code: err instanceof PostcopyError ? err.code : 'MIGRATE_ERR_FAILED', message: err.message });
+  }
+
   private checkCancelled(): void {
     if (this.cancelRequested !== undefined) {
-      this.channels?.control.send({ type: 'cancel', reason: this.cancelRequested });
       throw new MigrationCancelledError(`migration cancelled: ${this.cancelRequested}; the guest keeps running here`);
     }
   }

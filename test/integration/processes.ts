@@ -1,0 +1,40 @@
+// Runs `postcopy` subcommands as real child processes for the integration
+// suites: nothing here fakes the other side of a migration.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { DemoSummary } from '../../src/cli/demo.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
+const run = promisify(execFile);
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export async function postcopy(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, POSTCOPY_LOG: 'warn', ...env }, maxBuffer: 64 << 20 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
+  }
+}
+
+/** `postcopy demo --json ...`: the summary, or a failure carrying the demo's stderr. */
+export async function demo(args: string[]): Promise<DemoSummary> {
+  const r = await postcopy(['demo', '--json', ...args]);
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  if (!last.startsWith('{')) throw new Error(`postcopy demo ${args.join(' ')} printed no summary (exit ${r.code}):\n${r.stderr.slice(-4000)}`);
+  return JSON.parse(last) as DemoSummary;
+}
+
+/** `postcopy run --json`: console and result of the same guest without migrating. */
+export async function reference(args: string[]): Promise<{ console: string; stateHash: string }> {
+  const r = await postcopy(['run', '--json', ...args]);
+  const cut = r.stdout.lastIndexOf('\n', r.stdout.length - 2);
+  return { console: r.stdout.slice(0, cut + 1), stateHash: (JSON.parse(r.stdout.slice(cut + 1)) as { stateHash: string }).stateHash };
+}

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { demoCommand } from './demo.ts';
 import { destinationCommand } from './destination.ts';
+import { doctorCommand } from './doctor.ts';
 import { migrateCommand } from './migrate.ts';
 import { runCommand } from './run.ts';
 import { sourceCommand } from './source.ts';
@@ -19,5 +20,6 @@ program.addCommand(sourceCommand);
 program.addCommand(destinationCommand);
 program.addCommand(migrateCommand);
 program.addCommand(demoCommand);
+program.addCommand(doctorCommand);
 
 await program.parseAsync(process.argv);

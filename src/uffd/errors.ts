@@ -71,7 +71,12 @@ export const ADVICE = {
   deviceMissing: 'the kernel has no /dev/userfaultfd (needs Linux 6.1+ with CONFIG_USERFAULTFD); try path "syscall"',
   syscallMissing:
     'this kernel or sandbox has no userfaultfd(2) (CONFIG_USERFAULTFD off, or blocked by seccomp); use path "sim"',
-  userModeOnly: 'kernel faults (a syscall writing from guest RAM) fail with EFAULT under UFFD_USER_MODE_ONLY',
+  userModeOnly:
+    'kernel faults (a syscall writing from guest RAM) fail with EFAULT under UFFD_USER_MODE_ONLY; ' +
+    'use /dev/userfaultfd (path "dev") to have them delivered',
+  simKernelFaults:
+    'the software backend sees no fault the kernel takes: a device model must call gate.ensure() on guest RAM ' +
+    'before handing it to a syscall',
 } as const;
 
 interface NativeErrorShape {

@@ -7,6 +7,7 @@ import { allocateRegion, type GuestRegion } from '../../src/uffd/region.ts';
 import { openPath } from '../../src/uffd/open.ts';
 import type { AccessPath, PagefaultEvent, Userfaultfd } from '../../src/uffd/userfaultfd.ts';
 import type { ToucherResult } from './fixtures/toucher.ts';
+import type { KernelFaultWriterData, KernelFaultWriterResult } from '../../src/uffd/kernel-fault-writer.ts';
 import { createLogger } from '../../src/log.ts';
 
 export const PAGE = 4096;
@@ -53,8 +54,8 @@ export class Harness {
   readonly faults: PagefaultEvent[] = [];
   private readonly workers: Worker[] = [];
 
-  constructor(path: AccessPath, pages: number) {
-    this.uffd = openPath(path, { logger: quietLogger });
+  constructor(path: AccessPath, pages: number, options: { devicePath?: string } = {}) {
+    this.uffd = openPath(path, { logger: quietLogger, devicePath: options.devicePath });
     this.region = allocateRegion(pages * PAGE, path === 'sim' ? 'sim' : 'kernel');
     this.uffd.on('events', (batch) => {
       for (const e of batch) if (e.type === 'pagefault') this.faults.push(e);
@@ -103,6 +104,18 @@ export class Harness {
     this.workers.push(worker);
     const result = once(worker, 'message').then(([r]) => r as ToucherResult);
     return { worker, progress: new Int32Array(progress), result };
+  }
+
+  /** A worker passes `count` pages from `first` to write(2) on fd: the kernel takes the faults. */
+  writeToFile(fd: number, first: number, count: number): Promise<KernelFaultWriterResult> {
+    const worker = startWorker(new URL('../../src/uffd/kernel-fault-writer.ts', import.meta.url), {
+      handle: this.region.handle,
+      offset: first * PAGE,
+      length: count * PAGE,
+      fd,
+    } satisfies KernelFaultWriterData);
+    this.workers.push(worker);
+    return once(worker, 'message').then(([r]) => r as KernelFaultWriterResult);
   }
 
   // Close first: it wakes any worker still asleep on a fault, so the workers

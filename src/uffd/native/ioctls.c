@@ -138,19 +138,23 @@ static napi_value write_protect(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* Reads whole uffd_msg records until EAGAIN or the buffer is full. */
+/* Reads whole uffd_msg records until the queue is empty or the buffer is full.
+ * One read returns every queued message that fits, so a short read means the
+ * queue was empty: reading again would only cost a syscall to learn EAGAIN on
+ * the fault path. A message queued after that makes the fd readable again. */
 int drain_messages(int fd, void *buf, size_t size, size_t *count) {
   size_t cap = size / sizeof(struct uffd_msg);
   *count = 0;
   while (*count < cap) {
-    ssize_t n = read(fd, (char *)buf + *count * sizeof(struct uffd_msg), (cap - *count) * sizeof(struct uffd_msg));
+    size_t want = (cap - *count) * sizeof(struct uffd_msg);
+    ssize_t n = read(fd, (char *)buf + *count * sizeof(struct uffd_msg), want);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return 0;
       return errno;
     }
-    if (n == 0) return 0;
     *count += (size_t)n / sizeof(struct uffd_msg);
+    if ((size_t)n < want) return 0;
   }
   return 0;
 }

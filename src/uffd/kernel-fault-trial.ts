@@ -34,7 +34,8 @@ export interface KernelFaultOutcome {
 export interface KernelFaultTrialOptions {
   /** The file write(2) goes to (truncated first); default a temporary file, removed after. */
   file?: string;
-  timeoutMs?: number;
+  /** How long before the writer is released by unregistering; null waits for as long as it takes. */
+  timeoutMs?: number | null;
 }
 
 /** The bytes the trial places: never all one value, so zeros or a stale page cannot pass for them. */
@@ -76,12 +77,15 @@ export async function tryKernelFault(uffd: Userfaultfd, options: KernelFaultTria
       fd,
     } satisfies KernelFaultWriterData);
     let timedOut = false;
-    timer = setTimeout(() => {
-      timedOut = true;
-      // Unregistering wakes a thread asleep on the range; its write then completes with zeros.
-      uffd.unregister(region.address, PAGE_SIZE);
-      registered = false;
-    }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = options.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : options.timeoutMs;
+    if (timeoutMs !== null) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        // Unregistering wakes a thread asleep on the range; its write then completes with zeros.
+        uffd.unregister(region.address, PAGE_SIZE);
+        registered = false;
+      }, timeoutMs);
+    }
     // once() rejects if the worker fails instead of answering.
     const [result] = (await once(worker, 'message')) as [KernelFaultWriterResult];
     await once(worker, 'exit');

@@ -49,7 +49,7 @@ describe('kernel-mode faults through /dev/userfaultfd', () => {
     const uffd = openPath('dev', { logger: quietLogger });
     try {
       expect(uffd.handlesKernelFaults).toBe(true);
-      const outcome = await tryKernelFault(uffd, { file });
+      const outcome = await tryKernelFault(uffd, { file, timeoutMs: null });
       expect(outcome).toEqual({
         faultDelivered: true,
         written: PAGE,
@@ -97,7 +97,7 @@ describe('kernel-mode faults under UFFD_USER_MODE_ONLY', () => {
   it_('the doctor trial reports EFAULT, not handled', async () => {
     const uffd = openPath('syscall-user-mode-only', { logger: quietLogger });
     try {
-      expect(await tryKernelFault(uffd, { file })).toEqual({
+      expect(await tryKernelFault(uffd, { file, timeoutMs: null })).toEqual({
         faultDelivered: false,
         written: null,
         errno: 'EFAULT',

@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Installs QEMU and the RISC-V cross compiler when missing (once per run).
+    globalSetup: ['./test/global-setup.ts'],
     // Each test file in its own process: a native addon and userfaultfd-registered
     // memory must never share an address space with another suite.
     pool: 'forks',

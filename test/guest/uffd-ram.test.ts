@@ -116,6 +116,8 @@ async function runToFinish(machine: Machine): Promise<void> {
 
 async function release(b: Booted): Promise<void> {
   await b.machine.close();
+  // Most of RAM was never needed: unregistered first, closing is not an abort.
+  b.uffd.unregister(b.region.address, b.region.length);
   b.uffd.close();
   b.region.release();
 }

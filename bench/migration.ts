@@ -1,0 +1,323 @@
+// The migration benchmark: one postcopy migration of a 1 GiB guest whose
+// memwork working set (512 MiB, random writes) it keeps touching on the
+// destination, read against floors measured in the same run on this machine:
+//   - loopback TCP bandwidth (bench/tcp-bandwidth.c): RAM ÷ bandwidth is the
+//     least time moving the RAM can take; target total ≤ 2× that;
+//   - a remote page fault done minimally in C (bench/remote-fault.c): the same
+//     userfaultfd → request → UFFDIO_COPY path with a background push running;
+//     targets fault latency p50 ≤ 2× and p99 ≤ 3× of it;
+//   - downtime under 10 ms.
+// The C programs are built here into a temp dir, so the floors always come
+// from this machine. Figures and ratios are printed, never judged: the exit
+// code is non-zero only when something failed to run or the migrated guest
+// did not verify.
+//
+// postcopy's fault histogram starts when the main thread reads the fault
+// event, later than the touch the C floor times from: its ratio flatters it.
+//
+//   npm run bench:migration -- [--json] [--ram 1G] [--wss 512M] [--after-instructions K]
+//       [--instructions N] [--floor-rounds R] [--bin PATH] [--timeout S]
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import type { DemoSummary } from '../src/cli/demo.ts';
+import { integer, size } from '../src/cli/options.ts';
+
+const run = promisify(execFile);
+const BENCH = fileURLToPath(new URL('.', import.meta.url));
+const DEFAULT_BIN = fileURLToPath(new URL('../bin/postcopy.js', import.meta.url));
+
+const TOTAL_LIMIT = 2;
+const P50_LIMIT = 2;
+const P99_LIMIT = 3;
+const DOWNTIME_LIMIT_MS = 10;
+
+interface Options {
+  json?: boolean;
+  ram: number;
+  wss: number;
+  afterInstructions: number;
+  instructions: number;
+  floorRounds: number;
+  bin: string;
+  timeout: number;
+}
+
+interface Bandwidth {
+  bytesPerRound: number;
+  rounds: number;
+  chunkBytes: number;
+  gbPerSecond: number[];
+  medianGBps: number;
+  bestGBps: number;
+}
+
+interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+interface RemoteFault {
+  uffd: string;
+  regionBytes: number;
+  wssBytes: number;
+  push: boolean;
+  elapsedMs: number;
+  touches: number;
+  faults: number;
+  /** Touch → resume, as the toucher thread saw it. */
+  latencyUs: Percentiles;
+  /** uffd_msg read → page placed: the span postcopy's own histogram times. */
+  serviceUs: Percentiles;
+  pushGBps: number;
+  verified: boolean;
+}
+
+interface Target {
+  figure: string;
+  measured: number | null;
+  reference: number;
+  basis: string;
+  /** measured ÷ reference; for downtime the reference is the limit itself. */
+  ratio: number | null;
+  limit: string;
+  met: boolean;
+}
+
+interface Result {
+  loadavg: number[];
+  command: string;
+  bandwidth: Bandwidth;
+  floor: { rounds: RemoteFault[]; median: { latencyUs: Percentiles; serviceUs: Percentiles }; quiet: RemoteFault };
+  migration: DemoSummary | null;
+  migrationError: string | null;
+  postcopyPhaseMs: number | null;
+  blockedFraction: number | null;
+  targets: Target[];
+}
+
+const note = (options: Options, line: string): void => {
+  if (!options.json) process.stderr.write(`${line}\n`);
+};
+
+async function compile(dir: string, name: string): Promise<string> {
+  const out = join(dir, name);
+  try {
+    await run('cc', ['-O2', '-pthread', '-o', out, join(BENCH, `${name}.c`)]);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new Error('the floors are C programs and need a C compiler: install one (apt-get install gcc) so `cc` is on PATH');
+    throw new Error(`cc could not build bench/${name}.c:\n${e.stderr ?? e.message}`);
+  }
+  return out;
+}
+
+async function runJson<T>(program: string, args: string[]): Promise<T> {
+  try {
+    const { stdout } = await run(program, args, { maxBuffer: 1 << 20, timeout: 300_000 });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`${program} ${args.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function medianPercentiles(all: Percentiles[]): Percentiles {
+  return { p50: median(all.map((p) => p.p50)), p90: median(all.map((p) => p.p90)), p99: median(all.map((p) => p.p99)), max: median(all.map((p) => p.max)) };
+}
+
+/**
+ * `postcopy demo --json`, the product's own end-to-end path, in a process
+ * group of its own so a timeout also ends the source and destination it started.
+ */
+function demo(options: Options): { args: string[]; result: Promise<DemoSummary> } {
+  const args = [
+    'demo', '--json', '--guest', 'memwork', '--ram', String(options.ram),
+    '--guest-args', `wss=${options.wss} pattern=random write=100 passes=0`,
+    '--mode', 'postcopy', '--after-instructions', String(options.afterInstructions), '--instructions', String(options.instructions),
+  ];
+  const result = new Promise<DemoSummary>((resolve, reject) => {
+    const child = spawn(process.execPath, [options.bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      process.kill(-child.pid!, 'SIGKILL');
+    }, options.timeout * 1000);
+    child.stdout.on('data', (b: Buffer) => stdout.push(b));
+    child.stderr.on('data', (b: Buffer) => stderr.push(b));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      // The demo kills its children on the way out; a crash may not have.
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // The group is already gone.
+      }
+      const out = Buffer.concat(stdout).toString().trim();
+      const last = out.split('\n').at(-1) ?? '';
+      if (!timedOut && last.startsWith('{')) {
+        resolve(JSON.parse(last) as DemoSummary);
+        return;
+      }
+      const log = Buffer.concat(stderr).toString().trim().split('\n');
+      const errors = log.filter((l) => /"level":(40|50|60)/.test(l) || !l.startsWith('{'));
+      const how = timedOut ? `was still running after ${options.timeout} s (killed)` : `exited ${signal ?? code} without figures`;
+      reject(new Error(`postcopy demo ${how}; its last warnings and errors:\n  ${errors.slice(-8).join('\n  ') || '(none)'}`));
+    });
+  });
+  return { args, result };
+}
+
+function targets(ram: number, bandwidth: Bandwidth, floor: Percentiles, m: DemoSummary | null): Target[] {
+  const floorMs = ram / (bandwidth.medianGBps * 1e9) * 1000;
+  const ratio = (v: number | null | undefined, ref: number): number | null => (v === null || v === undefined ? null : v / ref);
+  const row = (figure: string, measured: number | null, reference: number, basis: string, limit: number, unit = '×'): Target => {
+    const r = ratio(measured, reference);
+    return { figure, measured, reference, basis, ratio: r, limit: `≤ ${limit}${unit}`, met: r !== null && r <= limit };
+  };
+  const downtime = m?.downtimeMs ?? null;
+  return [
+    row('total ms', m?.totalMs ?? null, floorMs, `RAM ÷ loopback TCP ${bandwidth.medianGBps.toFixed(2)} GB/s`, TOTAL_LIMIT),
+    row('fault p50 µs', m?.faultLatencyUs.p50 ?? null, floor.p50, 'C remote fault with push, p50', P50_LIMIT),
+    row('fault p99 µs', m?.faultLatencyUs.p99 ?? null, floor.p99, 'C remote fault with push, p99', P99_LIMIT),
+    {
+      figure: 'downtime ms',
+      measured: downtime,
+      reference: DOWNTIME_LIMIT_MS,
+      basis: 'fixed limit',
+      ratio: ratio(downtime, DOWNTIME_LIMIT_MS),
+      limit: `< ${DOWNTIME_LIMIT_MS} ms`,
+      met: downtime !== null && downtime < DOWNTIME_LIMIT_MS,
+    },
+  ];
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+function report(r: Result): string {
+  const f = (n: number | null | undefined, d = 1): string => (n === null || n === undefined ? '-' : n.toFixed(d));
+  const m = r.migration;
+  const lines = [
+    '',
+    `migration benchmark (load average at start ${r.loadavg.map((l) => l.toFixed(2)).join(' ')})`,
+    `  $ ${r.command}`,
+    '',
+    `loopback TCP: ${r.bandwidth.gbPerSecond.map((g) => g.toFixed(2)).join(', ')} GB/s over ${r.bandwidth.rounds} × ${r.bandwidth.bytesPerRound / 2 ** 20} MiB; median ${r.bandwidth.medianGBps.toFixed(2)} GB/s`,
+    `C remote fault (${r.floor.quiet.uffd}), touch → resume µs, with the background push (${r.floor.rounds.length} rounds, median):`,
+    `  p50 ${f(r.floor.median.latencyUs.p50)}  p90 ${f(r.floor.median.latencyUs.p90)}  p99 ${f(r.floor.median.latencyUs.p99)}  max ${f(r.floor.median.latencyUs.max)}` +
+      `   (rounds: ${r.floor.rounds.map((x) => `${x.faults} faults, p50 ${f(x.latencyUs.p50)} p99 ${f(x.latencyUs.p99)}, push ${x.pushGBps.toFixed(2)} GB/s`).join('; ')})`,
+    `  handler side (uffd_msg read → placed): p50 ${f(r.floor.median.serviceUs.p50)}  p99 ${f(r.floor.median.serviceUs.p99)}`,
+    `  quiet (no push, ${r.floor.quiet.faults} faults): p50 ${f(r.floor.quiet.latencyUs.p50)}  p99 ${f(r.floor.quiet.latencyUs.p99)}`,
+    '',
+  ];
+  if (m) {
+    lines.push(
+      `postcopy migration: ${m.ramBytes / 2 ** 20} MiB RAM, ${m.vcpus} vCPU, userfaultfd via ${m.backend}, ${m.verified ? 'verified' : 'NOT VERIFIED'}`,
+      `  total ${f(m.totalMs)} ms, setup ${f(m.setupMs)} ms, downtime ${f(m.downtimeMs, 2)} ms, postcopy phase ${f(r.postcopyPhaseMs)} ms`,
+      `  moved ${(m.transferredBytes / 2 ** 20).toFixed(1)} MiB at ${f(m.mbps, 0)} mbps (${f(m.mbps / 8000, 2)} GB/s): ${m.normalPages} pages, ${m.zeroPages} zero pages`,
+      `  ${m.postcopyRequests} postcopy requests; vCPU blocked ${f(m.blocktimeMs)} ms (${f((r.blockedFraction ?? 0) * 100)}% of the postcopy phase)`,
+      `  fault latency µs (fault event read → placed): p50 ${m.faultLatencyUs.p50}  p90 ${m.faultLatencyUs.p90}  p99 ${m.faultLatencyUs.p99}  max ${m.faultLatencyUs.max}`,
+    );
+    if (m.postcopyRequests === 0) lines.push('  the guest took no remote fault: every page arrived before it touched one, so the latency figures are empty');
+  } else {
+    lines.push(`postcopy migration FAILED: ${r.migrationError}`);
+  }
+  lines.push('');
+  const rows = [['figure', 'measured', 'reference', 'ratio', 'target', 'met', 'reference is']];
+  for (const t of r.targets) rows.push([t.figure, f(t.measured), f(t.reference), t.ratio === null ? '-' : `${t.ratio.toFixed(2)}×`, t.limit, t.met ? 'yes' : 'no', t.basis]);
+  lines.push(table(rows), '');
+  return lines.join('\n');
+}
+
+async function main(options: Options): Promise<void> {
+  if (options.afterInstructions >= options.instructions) throw new Error('--after-instructions must be below --instructions: the guest has to run on the destination');
+  const startLoad = loadavg();
+  const dir = mkdtempSync(join(tmpdir(), 'postcopy-bench-'));
+  try {
+    note(options, 'building the C floors…');
+    const [bandwidthBin, faultBin] = await Promise.all([compile(dir, 'tcp-bandwidth'), compile(dir, 'remote-fault')]);
+
+    // Floors are measured on both sides of the migration: the machine's load
+    // drifts (other people's test runs), and it should weigh on both alike.
+    const floorArgs = ['--region', String(options.ram), '--wss', String(options.wss)];
+    const bandwidthRuns: Bandwidth[] = [];
+    const rounds: RemoteFault[] = [];
+    const measureFloors = async (when: string): Promise<void> => {
+      note(options, `loopback TCP bandwidth (${when})…`);
+      bandwidthRuns.push(await runJson<Bandwidth>(bandwidthBin, ['--bytes', String(Math.max(2 ** 30, options.ram)), '--rounds', '2']));
+      note(options, `C remote-fault floor (${when})…`);
+      for (let i = 0; i < options.floorRounds; i++) rounds.push(await runJson<RemoteFault>(faultBin, floorArgs));
+    };
+    await measureFloors('before');
+    note(options, 'postcopy migration (postcopy demo)…');
+    const d = demo(options);
+    let migration: DemoSummary | null = null;
+    let migrationError: string | null = null;
+    try {
+      migration = await d.result;
+    } catch (err) {
+      migrationError = (err as Error).message;
+    }
+    await measureFloors('after');
+    const quiet = await runJson<RemoteFault>(faultBin, [...floorArgs, '--push', '0']);
+    if ([...rounds, quiet].some((x) => !x.verified)) throw new Error('the C floor placed wrong page contents: its figures cannot be trusted');
+    const floor = { rounds, median: { latencyUs: medianPercentiles(rounds.map((x) => x.latencyUs)), serviceUs: medianPercentiles(rounds.map((x) => x.serviceUs)) }, quiet };
+    const rates = bandwidthRuns.flatMap((b) => b.gbPerSecond);
+    const bandwidth: Bandwidth = { ...bandwidthRuns[0], rounds: rates.length, gbPerSecond: rates, medianGBps: median(rates), bestGBps: Math.max(...rates) };
+    const postcopyPhaseMs = migration ? migration.totalMs - migration.setupMs - (migration.downtimeMs ?? 0) : null;
+    const result: Result = {
+      loadavg: startLoad,
+      command: `node ${options.bin} ${d.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`,
+      bandwidth,
+      floor,
+      migration,
+      migrationError,
+      postcopyPhaseMs,
+      blockedFraction: migration && postcopyPhaseMs && postcopyPhaseMs > 0 ? migration.blocktimeMs / postcopyPhaseMs : null,
+      targets: targets(options.ram, bandwidth, floor.median.latencyUs, migration),
+    };
+    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : report(result));
+    if (!migration || !migration.verified) process.exitCode = 1;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const program = new Command('bench:migration')
+  .description('postcopy migration figures against loopback TCP and C remote-fault floors measured in the same run')
+  .option('--json', 'print one JSON object instead of the table')
+  .option('--ram <size>', 'guest RAM', size, 2 ** 30)
+  .option('--wss <size>', "memwork's working set", size, 512 * 2 ** 20)
+  .option('--after-instructions <k>', 'migrate after K guest instructions (enough to dirty the working set)', integer(1, Number.MAX_SAFE_INTEGER), 20_000_000)
+  .option('--instructions <n>', 'the guest stops at N, on the destination', integer(2, Number.MAX_SAFE_INTEGER), 100_000_000)
+  .option('--floor-rounds <r>', 'C remote-fault runs with push before and again after the migration; their median is the floor', integer(1, 10), 2)
+  .option('--bin <path>', 'the postcopy command to measure', DEFAULT_BIN)
+  .option('--timeout <s>', 'give up on the migration after this many seconds', integer(10, 3600), 300)
+  .action(async (options: Options) => {
+    try {
+      await main(options);
+    } catch (err) {
+      process.stderr.write(`bench:migration: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+    }
+  });
+
+await program.parseAsync(process.argv);

@@ -13,8 +13,8 @@ import { performance } from 'node:perf_hooks';
 import { Hart, type HartBus, type HartEngine, type PageGate } from '../src/guest/cpu/hart.ts';
 // The tests' assembler keeps the guest program readable here.
 import { assemble } from '../test/guest/cpu/asm.ts';
+import { MipsMeter, TARGET_MIPS, formatFigure, type MipsFigure } from './mips-figures.ts';
 
-const TARGET_MIPS = 100;
 const RAM_BASE = 0x8000_0000;
 const RAM_SIZE = 16 << 20;
 const SLICE = 50_000_000;
@@ -84,34 +84,20 @@ function machine(workload: Workload, engine: HartEngine, gated: boolean): Hart {
   return hart;
 }
 
-interface Figure {
-  /** Over the fastest slice: the core's speed when it had a CPU to itself (the cores are shared). */
-  best: number;
-  /** Over the whole measurement, lowered by whatever else ran on the machine. */
-  mean: number;
-}
-
-function measure(workload: Workload, engine: HartEngine, gated: boolean, seconds: number): Figure {
+function measure(workload: Workload, engine: HartEngine, gated: boolean, seconds: number): MipsFigure {
   const hart = machine(workload, engine, gated);
   const slice = engine === 'jit' ? SLICE : SLICE / 25;
   hart.run(slice);
-  const started = performance.now();
-  let elapsed = 0;
-  let instructions = 0;
-  let best = 0;
-  while (elapsed < seconds * 1000) {
+  const meter = new MipsMeter();
+  while (meter.elapsedMs < seconds * 1000) {
     const sliceStart = performance.now();
     hart.run(slice);
-    const now = performance.now();
-    best = Math.max(best, slice / (now - sliceStart) / 1000);
-    instructions += slice;
-    elapsed = now - started;
+    meter.add(slice, performance.now() - sliceStart);
   }
-  return { best, mean: instructions / elapsed / 1000 };
+  return meter.figure();
 }
 
 const seconds = Number(process.argv[2] ?? 3);
-const fmt = (v: number): string => `${v.toFixed(1).padStart(7)} MIPS ${(v / TARGET_MIPS).toFixed(2).padStart(6)}×`;
 const rows: [string, Workload, HartEngine, boolean][] = [
   ['asm loop, jit', 'asm', 'jit', false],
   ['asm loop, jit + software uffd gate', 'asm', 'jit', true],
@@ -123,11 +109,11 @@ process.stdout.write(
   `vCPU core, one hart, ${seconds} s per figure; × = ratio to the ${TARGET_MIPS} MIPS target\n` +
   `  ${''.padEnd(36)} ${'best slice'.padEnd(20)} mean\n`,
 );
-const figures = new Map<string, Figure>();
+const figures = new Map<string, MipsFigure>();
 for (const [name, workload, engine, gated] of rows) {
   const figure = measure(workload, engine, gated, seconds);
   figures.set(name, figure);
-  process.stdout.write(`  ${name.padEnd(36)} ${fmt(figure.best)}  ${fmt(figure.mean)}\n`);
+  process.stdout.write(`  ${name.padEnd(36)} ${formatFigure(figure)}\n`);
 }
 for (const workload of ['asm', 'C']) {
   const jit = figures.get(`${workload} loop, jit`)!;

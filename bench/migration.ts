@@ -177,7 +177,9 @@ function demo(options: Options): { args: string[]; result: Promise<DemoSummary> 
       const log = Buffer.concat(stderr).toString().trim().split('\n');
       const errors = log.filter((l) => /"level":(40|50|60)/.test(l) || !l.startsWith('{'));
       const how = timedOut ? `was still running after ${options.timeout} s (killed)` : `exited ${signal ?? code} without figures`;
-      reject(new Error(`postcopy demo ${how}; its last warnings and errors:\n  ${errors.slice(-8).join('\n  ') || '(none)'}`));
+      // A hang warns of nothing: then where the log stopped says where it hangs.
+      const shown = errors.length > 0 ? ['its last warnings and errors:', ...errors.slice(-8)] : ['no warning or error; its log ended:', ...log.slice(-6)];
+      reject(new Error(`postcopy demo ${how}; ${shown.join('\n  ')}`));
     });
   });
   return { args, result };

@@ -31,7 +31,7 @@ async function destination(options: DestinationOptions): Promise<void> {
     const completed = new Promise<DestinationFigures>((resolve) => incoming.once('completed', resolve));
     const machine = await Promise.race([new Promise<NonNullable<IncomingGuest['machine']>>((resolve) => incoming.once('started', resolve)), failed]);
     machine.on('console', (bytes) => process.stdout.write(bytes));
-    await incoming.stopListening();
+    incoming.stopListening();
     const figures = await Promise.race([completed, failed]);
     log.info(figures, 'every page is here; the source released the guest');
     const reports = await Promise.race([machine.runUntil(stopAt), failed]);

@@ -84,6 +84,12 @@ export class MigrationListener {
     this.handler = handler;
   }
 
+  /** No new connections; the migrations already accepted go on. */
+  stopAccepting(): void {
+    this.server.close();
+  }
+
+  /** Ends every connection too. */
   close(): Promise<void> {
     for (const client of this.server.clients) client.terminate();
     return new Promise((resolve) => this.server.close(() => resolve()));

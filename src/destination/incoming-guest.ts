@@ -7,6 +7,8 @@ import { EventEmitter } from 'node:events';
 import { PostcopyError } from '../errors.ts';
 import { Machine } from '../guest/machine.ts';
 import { decodeMachineState } from '../guest/state.ts';
+import { ramFromRegion } from '../guest/ram.ts';
+import { VcpuPool } from '../guest/vcpu-pool.ts';
 import type { Logger } from '../log.ts';
 import { ProtocolMalformedError } from '../protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../protocol/listener.ts';
@@ -58,6 +60,7 @@ export class IncomingGuest extends EventEmitter<Events> {
   private readonly log: Logger;
   private uffd: Userfaultfd | undefined;
   private region: GuestRegion | undefined;
+  private vcpuPool: VcpuPool | undefined;
   private pages: IncomingPages | undefined;
   private machineRef: Machine | undefined;
   private incoming: IncomingMigration | undefined;
@@ -113,13 +116,15 @@ export class IncomingGuest extends EventEmitter<Events> {
   }
 
   /** Stops listening; the guest (if any) keeps running until close(). */
-  async stopListening(): Promise<void> {
-    await this.listener.close();
+  /** No second source can connect; this guest's channels stay up. */
+  stopListening(): void {
+    this.listener.stopAccepting();
   }
 
   async close(): Promise<void> {
     await this.listener.close();
     await this.machineRef?.close();
+    await this.vcpuPool?.close();
     this.uffd?.close();
     this.region?.release();
   }
@@ -140,6 +145,12 @@ export class IncomingGuest extends EventEmitter<Events> {
       // Registered before the first page can arrive: every page is placed by
       // the userfaultfd, so a vCPU can never see one half-written.
       uffd.register(region.address, region.length);
+      // Their start-up would otherwise fall inside the downtime.
+      const pool = VcpuPool.spawn(m.identity.vcpus, ramFromRegion(region).handle, this.log);
+      this.vcpuPool = pool;
+      void pool.loaded().then(() => {
+        if (this.state.state === 'setup' || this.state.state === 'precopy-active') m.channels.control.send({ type: 'ready' });
+      });
       const pages = new IncomingPages({ uffd, region, pageSize: PAGE_SIZE, state: this.state, log: this.log });
       this.pages = pages;
       uffd.on('events', (batch) => {
@@ -169,13 +180,11 @@ export class IncomingGuest extends EventEmitter<Events> {
         this.state.moveTo('device');
         control.send({ type: 'ack', of: 'machine-state' });
         break;
-      case 'postcopy-run': {
-        const t0 = performance.now();
+      case 'postcopy-run':
         this.machineRef!.setStopAt(this.options.stopAt);
-        await this.machineRef!.start();
-        this.log.info({ startMs: performance.now() - t0 }, 'vcpus started');
-      }
+        // First: a hart runs as soon as its worker has it, and its first fault's page may come back on urgent before start() resolves.
         this.state.moveTo('postcopy-active');
+        await this.machineRef!.start();
         control.send({ type: 'ack', of: 'postcopy-run' });
         this.emit('started', this.machineRef!);
         this.pages!.postcopyStarted();
@@ -203,6 +212,7 @@ export class IncomingGuest extends EventEmitter<Events> {
       guestArgs: t.guestArgs ?? undefined,
       disk: this.options.disk ?? t.disk ?? undefined,
       region: this.region,
+      vcpuPool: this.vcpuPool,
       logger: this.log,
     });
     machine.restore(machineState);

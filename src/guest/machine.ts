@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { logger, type Logger } from '../log.ts';
 import { startWorker } from '../worker.ts';
+import { VCPU_WORKER_ENTRY, type VcpuInit, type VcpuPool } from './vcpu-pool.ts';
 import type { GuestRegion } from '../uffd/region.ts';
 import type { HartState } from './cpu/hart.ts';
 import { BlockRegisters } from './devices/block-device.ts';
@@ -48,6 +49,8 @@ export interface MachineOptions {
   /** RAM to run over (e.g. a region the destination registered); otherwise allocated with `backend`. */
   region?: GuestRegion;
   backend?: RamBackend;
+  /** Workers already started (a migration destination's): start() hands them their harts. */
+  vcpuPool?: VcpuPool;
   /** Ticks per run slice: the longest pause() waits for a running vCPU. */
   slice?: number;
   /** Console bytes kept for consoleText(); older bytes are dropped beyond this. */
@@ -89,6 +92,7 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
   private readonly block = new BlockRegisters();
   private readonly ownsRam: boolean;
   private readonly slice: number;
+  private readonly pool: VcpuPool | undefined;
   private readonly log: Logger;
   private readonly consoleLimit: number;
 
@@ -113,6 +117,7 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
     this.disk = disk;
     this.dirtyLog = new DirtyLog(this.ramSize);
     this.slice = options.slice ?? DEFAULT_SLICE;
+    this.pool = options.vcpuPool;
     this.consoleLimit = options.consoleLimit ?? DEFAULT_CONSOLE_LIMIT;
     this.log = (options.logger ?? logger()).child({ module: 'guest' });
     this.statuses = new Array<HartStatus | undefined>(this.vcpus).fill(undefined);
@@ -186,9 +191,14 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
       finisher: this.finisher.buffer,
       block: this.block.buffer,
     };
+    // Set before the workers exist: each hart starts the moment its worker is
+    // ready, without a round trip through this thread (it may be busy placing pages).
+    if (!options.paused) for (let h = 0; h < this.vcpus; h++) this.control.command(h, COMMAND_RUN);
     const ready = this.starts!.map((start, hart) => {
       const data: VcpuWorkerData = { hart, ram: this.ram.handle, ramSize: this.ramSize, shared, disk: this.disk, start, slice: this.slice };
-      const worker = startWorker(new URL('./vcpu-worker.ts', import.meta.url), data, { name: `vcpu-${hart}` });
+      const pooled = this.pool?.take(hart, this.ram.handle);
+      const worker = pooled ?? startWorker(VCPU_WORKER_ENTRY, data, { name: `vcpu-${hart}` });
+      if (pooled) pooled.postMessage({ type: 'init', data } satisfies VcpuInit);
       this.workers.push(worker);
       return new Promise<void>((resolve, reject) => {
         worker.on('message', (report: WorkerReport) => {
@@ -208,7 +218,6 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
       });
     });
     await Promise.all(ready);
-    if (!options.paused) for (let h = 0; h < this.vcpus; h++) this.control.command(h, COMMAND_RUN);
   }
 
   /** Sets where `hart` (or every hart) stops next; takes effect at once while running. */
@@ -317,6 +326,7 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
     await this.stop();
+    await this.pool?.close();
     this.phase = 'closed';
     if (this.disk) closeDiskImage(this.disk);
     if (this.ownsRam) this.ram.release();
@@ -355,6 +365,7 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
         this.fail(new GuestVcpuError(report.hart, report.message, { cause: report.stack }));
         break;
       case 'ready':
+      case 'waiting':
         break;
     }
   }

@@ -49,3 +49,9 @@ export function attachRam(handle: RamHandle): AttachedRegion {
   if (handle.kind === 'shared') return { buffer: handle.buffer, gate: null, aborted: () => false };
   return attachRegion(handle.handle);
 }
+
+/** Whether two handles reach the same RAM (each region has its own status buffer). */
+export function sameRam(a: RamHandle, b: RamHandle): boolean {
+  if (a.kind === 'shared') return b.kind === 'shared' && a.buffer === b.buffer;
+  return b.kind === 'region' && a.handle.status === b.handle.status;
+}

@@ -82,6 +82,7 @@ export class VcpuControl {
 export type IdleReason = 'paused' | 'stop-at' | 'halted' | 'finished';
 
 export type WorkerReport =
+  | { type: 'waiting' }
   | { type: 'ready'; hart: number }
   | { type: 'console'; hart: number; bytes: Uint8Array }
   | { type: 'idle'; hart: number; seq: number; reason: IdleReason; time: number; state: HartState }

@@ -1,8 +1,13 @@
 // One vCPU: a worker thread that owns a Hart and its own device objects (over
 // the machine's shared device state) and runs guest code in slices, looking
-// at its control word between slices. Started by Machine through startWorker.
+// at its control word between slices. Started by Machine through startWorker,
+// either with its VcpuWorkerData or, from a VcpuPool, with only its RAM: it
+// then attaches the RAM and makes its code cache, says it is waiting, and
+// takes its data from the first message.
 import { parentPort } from 'node:worker_threads';
+import type { AttachedRegion } from '../uffd/attach.ts';
 import { workerPayload } from '../worker.ts';
+import { CodeCache } from './cpu/code-cache.ts';
 import { Hart, type HartState } from './cpu/hart.ts';
 import { ensurePresent } from './cpu/ram.ts';
 import { BlockDevice, BlockRegisters } from './devices/block-device.ts';
@@ -14,6 +19,7 @@ import { DirtyLog } from './dirty-log.ts';
 import { MmioBus } from './mmio-bus.ts';
 import { PAGE_SIZE, RAM_BASE, type RamOffset } from './memory-map.ts';
 import { attachRam, type RamHandle } from './ram.ts';
+import type { VcpuInit, VcpuPreload } from './vcpu-pool.ts';
 import { COMMAND_PAUSE, COMMAND_QUIT, VcpuControl, type IdleReason, type WorkerReport } from './vcpu-control.ts';
 
 export interface SharedMachineBuffers {
@@ -41,18 +47,28 @@ export interface VcpuWorkerData {
 
 const CONSOLE_FLUSH_BYTES = 4096;
 
-const data = workerPayload<VcpuWorkerData>();
 const port = parentPort!;
 const post = (report: WorkerReport): void => port.postMessage(report);
 
-try {
-  runVcpu(data);
-} catch (err) {
-  post({ type: 'failed', hart: data.hart, message: (err as Error).message ?? String(err), stack: (err as Error).stack });
+function begin(data: VcpuWorkerData, ram: AttachedRegion, code?: CodeCache): void {
+  try {
+    runVcpu(data, ram, code);
+  } catch (err) {
+    post({ type: 'failed', hart: data.hart, message: (err as Error).message ?? String(err), stack: (err as Error).stack });
+  }
 }
 
-function runVcpu(d: VcpuWorkerData): void {
-  const ram = attachRam(d.ram);
+const given = workerPayload<VcpuWorkerData | VcpuPreload>();
+if ('preload' in given) {
+  const ram = attachRam(given.preload);
+  const code = new CodeCache(ram.buffer.byteLength);
+  port.once('message', (init: VcpuInit) => begin(init.data, ram, code));
+  post({ type: 'waiting' });
+} else {
+  begin(given, attachRam(given.ram));
+}
+
+function runVcpu(d: VcpuWorkerData, ram: AttachedRegion, code: CodeCache | undefined): void {
   const control = new VcpuControl(d.shared.control, d.shared.stopAt);
   const dirty = new DirtyLog(d.ramSize, d.shared.dirty);
   const clintRegs = new ClintRegisters(d.shared.clint);
@@ -107,7 +123,7 @@ function runVcpu(d: VcpuWorkerData): void {
       return cmp > maxCompare ? Number.MAX_SAFE_INTEGER : Number(cmp);
     },
     softwareInterruptPending: () => clintRegs.msip(d.hart) !== 0,
-  });
+  }, { code });
   if (d.start.kind === 'boot') {
     hart.pc = d.start.entry;
     hart.x[10] = d.hart;

@@ -132,6 +132,7 @@ function readControl(type: ControlMessage['type'], f: FieldReader, ctx: DecodeCo
       f.only(['channel', 'session', 'state']);
       return { type, channel: f.oneOf('channel', CHANNELS), session: f.string('session', 64, SESSION_PATTERN), state: f.oneOf('state', MIGRATION_STATES) };
     case 'precopy-begin':
+    case 'ready':
     case 'postcopy-run':
     case 'resume':
       f.only([]);

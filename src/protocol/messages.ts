@@ -45,6 +45,16 @@ export interface PrecopyBegin {
   readonly type: 'precopy-begin';
 }
 
+/**
+ * Destination → source: guest RAM is registered and the vCPU workers are
+ * loaded, so the guest can start here the moment its state arrives. The source
+ * stops its vCPUs only after this, keeping the destination's start-up out of
+ * the downtime.
+ */
+export interface Ready {
+  readonly type: 'ready';
+}
+
 /** Source → destination: pages sent earlier but dirtied since; drop them so they fault again. */
 export interface Discard {
   readonly type: 'discard';
@@ -127,6 +137,7 @@ export type ControlMessage =
   | Hello
   | Welcome
   | PrecopyBegin
+  | Ready
   | Discard
   | MachineState
   | PostcopyRun

@@ -26,6 +26,7 @@ export const RULES: Record<RuleKey, Rule> = {
   hello: { from: 'source', on: everywhere(HANDSHAKE), handshake: true },
   welcome: { from: 'destination', on: everywhere(HANDSHAKE), handshake: true },
   'precopy-begin': { from: 'source', on: { control: ['setup'] } },
+  ready: { from: 'destination', on: { control: ['setup', 'precopy-active'] } },
   discard: { from: 'source', on: { control: ['precopy-active', 'device'] } },
   'machine-state': { from: 'source', on: { control: ['setup', 'precopy-active'] } },
   'postcopy-run': { from: 'source', on: { control: ['device'] } },

@@ -59,7 +59,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private peerEnded = false;
   private failure: Error | undefined;
   private handedOverFlag = false;
-  private readonly acks = new Map<string, () => void>();
+  /** Replies awaited from the destination: an ack of a message type, or 'ready'. */
+  private readonly replies = new Map<string, { resolve: () => void; reject: (err: Error) => void }>();
   private completed: (() => void) | undefined;
   private broken: ((err: Error) => void) | undefined;
 
@@ -114,6 +115,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       this.server = server;
       server.attach(channels);
       const done = this.watch(channels, server);
+      await this.awaitReply('ready');
       this.setupMs = performance.now() - this.startedAt;
       this.log.info({ url: this.options.url, mode, setupMs: Math.round(this.setupMs) }, 'migration channels up');
 
@@ -171,7 +173,12 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private watch(channels: ChannelSet, server: PageServer): Promise<void> {
     const result = new Promise<void>((resolve, reject) => {
       this.completed = resolve;
-      this.broken = reject;
+      this.broken = (err) => {
+        this.failure ??= err;
+        reject(err);
+        for (const r of this.replies.values()) r.reject(err);
+        this.replies.clear();
+      };
     });
     // A failure before anyone awaits `result` must not become an unhandled rejection.
     result.catch(() => undefined);
@@ -191,8 +198,10 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private onControl(m: ControlMessage): void {
     switch (m.type) {
       case 'ack':
-        this.acks.get(m.of)?.();
-        this.acks.delete(m.of);
+        this.replied(`ack:${m.of}`);
+        break;
+      case 'ready':
+        this.replied('ready');
         break;
       case 'complete':
         this.completed?.();
@@ -210,8 +219,18 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     }
   }
 
-  private awaitAck(of: ControlMessage['type']): Promise<void> {
-    return new Promise((resolve) => this.acks.set(of, resolve));
+  /** Settles when the destination sends `key` (or rejects when the migration breaks first). */
+  private awaitReply(key: `ack:${ControlMessage['type']}` | 'ready'): Promise<void> {
+    const failure = this.failure;
+    if (failure) return Promise.reject(failure);
+    const reply = new Promise<void>((resolve, reject) => this.replies.set(key, { resolve, reject }));
+    reply.catch(() => undefined);
+    return reply;
+  }
+
+  private replied(key: string): void {
+    this.replies.get(key)?.resolve();
+    this.replies.delete(key);
   }
 
   /**
@@ -299,16 +318,17 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       guestArgs: machine.guestArgs ?? null,
       disk: this.options.disk ?? null,
     };
-    const stateAcked = this.awaitAck('machine-state');
+    const stateAcked = this.awaitReply('ack:machine-state');
     control.send({ type: 'machine-state', state: transferred });
     this.state.moveTo('device');
     await stateAcked;
-    const running = this.awaitAck('postcopy-run');
+    const running = this.awaitReply('ack:postcopy-run');
     this.handedOverFlag = true;
     control.send({ type: 'postcopy-run' });
     this.state.moveTo('postcopy-active');
-    server.startPush();
     await running;
+    // Only now: the push would otherwise compete with the switchover for both event loops.
+    server.startPush();
     this.downtimeMs = performance.now() - stoppedAt;
     this.log.info({ downtimeMs: +this.downtimeMs.toFixed(2) }, 'guest running on the destination');
   }

@@ -25,7 +25,7 @@ export class CodeCache {
   /** Per page with regions: one bit per word that some region was compiled from. */
   private readonly words: (Uint32Array | undefined)[];
 
-  constructor(ramSize: number) {
+  constructor(readonly ramSize: number) {
     this.marks = new Uint8Array(ramSize >>> GRANULE_SHIFT);
     this.pages = new Array<RegionFn[] | undefined>(ramSize >>> PAGE_SHIFT).fill(undefined);
     this.words = new Array<Uint32Array | undefined>(ramSize >>> PAGE_SHIFT).fill(undefined);

@@ -49,7 +49,7 @@ async function destination(options: DestinationOptions): Promise<void> {
 
 export const destinationCommand = new Command('destination')
   .description('wait for one incoming guest and run it, fetching its pages on demand through a userfaultfd')
-  .option('--listen <host:port>', 'address the source connects to', hostPort, { host: '127.0.0.1', port: 4445 })
+  .addOption(new Option('--listen <host:port>', 'address the source connects to').argParser(hostPort).default({ host: '127.0.0.1', port: 4445 }, '127.0.0.1:4445'))
   .addOption(
     new Option('--uffd <path>', 'how to obtain the userfaultfd').choices(['auto', 'dev', 'syscall', 'syscall-user-mode-only', 'sim']).default('auto'),
   )

@@ -1,6 +1,6 @@
 // `postcopy source`: runs a guest and offers a monitor: a prompt on a TTY and
 // the JSON control endpoint that `postcopy migrate` and the demo drive.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { readGuestImage } from '../guest/guest-images.ts';
 import { Machine } from '../guest/machine.ts';
 import { logger } from '../log.ts';
@@ -74,7 +74,7 @@ export const sourceCommand = new Command('source')
   .option('--guest-args <args>', 'parameters for the guest program, "key=value ..."')
   .option('--disk <path>', 'block device image on storage both sides share')
   .option('--instructions <n>', 'stop every hart at exactly this time, here or after migrating', integer(1, Number.MAX_SAFE_INTEGER))
-  .option('--listen <host:port>', 'control endpoint address', hostPort, { host: '127.0.0.1', port: 4444 })
+  .addOption(new Option('--listen <host:port>', 'control endpoint address').argParser(hostPort).default({ host: '127.0.0.1', port: 4444 }, '127.0.0.1:4444'))
   .option('--token <token>', 'migration token shared with the destination (default $POSTCOPY_TOKEN, else generated and printed)')
   .option('-S, --paused', 'start with the vCPUs stopped (QEMU -S): a later `migrate` with afterInstructions runs them to that point')
   .option('--report-fd <fd>', 'write JSON events (listening, completed) to this file descriptor', integer(3, 1024))

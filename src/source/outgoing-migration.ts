@@ -303,7 +303,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     const stoppedAt = performance.now();
     const times = await machine.pause();
     this.log.info({ times }, 'vCPUs stopped for the switchover');
-    const lastDirty = machine.fetchAndClearDirty();
+    // Only a precopy leaves pages on the destination that the last run of the guest may have dirtied.
+    const lastDirty = this.pendingFinalRound || this.state.state === 'precopy-active' ? machine.fetchAndClearDirty() : [];
     if (this.pendingFinalRound) {
       const finalRound = [...new Set([...this.pendingFinalRound, ...lastDirty])].sort((a, b) => a - b);
       await server.sendPrecopy(finalRound);

@@ -24,6 +24,8 @@ export class CodeCache {
   private readonly pages: (RegionFn[] | undefined)[];
   /** Per page with regions: one bit per word that some region was compiled from. */
   private readonly words: (Uint32Array | undefined)[];
+  /** Nothing inserted since construction or the last invalidateAll(). */
+  private empty = true;
 
   constructor(readonly ramSize: number) {
     this.marks = new Uint8Array(ramSize >>> GRANULE_SHIFT);
@@ -48,6 +50,7 @@ export class CodeCache {
       this.words[index] = words;
     }
     page[(off >>> 2) & (WORDS_PER_PAGE - 1)] = fn;
+    this.empty = false;
     for (const [start, end] of sources) {
       if (end <= start) continue;
       this.marks.fill(1, start >>> GRANULE_SHIFT, ((end - 1) >>> GRANULE_SHIFT) + 1);
@@ -80,6 +83,9 @@ export class CodeCache {
   }
 
   invalidateAll(): void {
+    // A fresh cache (a restored hart's) holds nothing: its tables cost milliseconds to clear for a large RAM.
+    if (this.empty) return;
+    this.empty = true;
     this.pages.fill(undefined);
     this.words.fill(undefined);
     this.marks.fill(0);

@@ -60,7 +60,8 @@ export class IncomingGuest extends EventEmitter<Events> {
   private readonly log: Logger;
   private uffd: Userfaultfd | undefined;
   private region: GuestRegion | undefined;
-  private vcpuPool: VcpuPool | undefined;
+  // Started while waiting for a source, so a guest's vCPUs are loaded by the time it connects.
+  private readonly vcpuPool: VcpuPool;
   private pages: IncomingPages | undefined;
   private machineRef: Machine | undefined;
   private incoming: IncomingMigration | undefined;
@@ -73,6 +74,8 @@ export class IncomingGuest extends EventEmitter<Events> {
   ) {
     super();
     this.log = options.log.child({ module: 'migration', side: 'destination' });
+    // One vCPU is the common guest; more start when the source says so.
+    this.vcpuPool = VcpuPool.spawn(1, this.log);
     this.state.onChange((_from, to) => this.emit('state', to));
     listener.onMigration((m) => this.accept(m));
   }
@@ -124,7 +127,7 @@ export class IncomingGuest extends EventEmitter<Events> {
   async close(): Promise<void> {
     await this.listener.close();
     await this.machineRef?.close();
-    await this.vcpuPool?.close();
+    await this.vcpuPool.close();
     this.uffd?.close();
     this.region?.release();
   }
@@ -145,9 +148,9 @@ export class IncomingGuest extends EventEmitter<Events> {
       // Registered before the first page can arrive: every page is placed by
       // the userfaultfd, so a vCPU can never see one half-written.
       uffd.register(region.address, region.length);
-      // Their start-up would otherwise fall inside the downtime.
-      const pool = VcpuPool.spawn(m.identity.vcpus, ramFromRegion(region).handle, this.log);
-      this.vcpuPool = pool;
+      // The source stops its vCPUs only after 'ready': worker start-up stays out of the downtime.
+      const pool = this.vcpuPool;
+      pool.provide(m.identity.vcpus, ramFromRegion(region).handle);
       void pool.loaded().then(() => {
         if (this.state.state === 'setup' || this.state.state === 'precopy-active') m.channels.control.send({ type: 'ready' });
       });

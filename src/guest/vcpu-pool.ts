@@ -1,9 +1,10 @@
 // vCPU worker threads started before the machine they will run exists. A
 // worker's start-up (a new isolate, loading and compiling the vCPU code) costs
-// hundreds of milliseconds; a migration destination pays it while pages and
-// state are still on their way, so the switchover itself only hands each
-// waiting worker its hart (see Machine.start). Each waiting worker has
-// already attached guest RAM, which loads the native addon in its thread.
+// hundreds of milliseconds; a migration destination starts its workers while
+// it waits for a source, gives them guest RAM once the source has said how
+// much (each attaches it, which loads the native addon in its thread, and
+// makes its code cache), and the switchover itself only hands each waiting
+// worker its hart (see Machine.start).
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
 import { startWorker } from '../worker.ts';
@@ -13,9 +14,15 @@ import type { VcpuWorkerData } from './vcpu-worker.ts';
 
 export const VCPU_WORKER_ENTRY = new URL('./vcpu-worker.ts', import.meta.url);
 
-/** A pooled worker's workerData: the RAM it will run over. */
-export interface VcpuPreload {
-  preload: RamHandle;
+/** A pooled worker's workerData: it waits for a VcpuRam, then a VcpuInit. */
+export interface VcpuPooled {
+  pooled: true;
+}
+
+/** The RAM a pooled worker will run over. */
+export interface VcpuRam {
+  type: 'ram';
+  ram: RamHandle;
 }
 
 /** What a waiting worker receives: everything it would otherwise get as workerData. */
@@ -24,52 +31,65 @@ export interface VcpuInit {
   data: VcpuWorkerData;
 }
 
-interface Waiting {
+interface Slot {
   worker: Worker;
   exited: boolean;
+  /** Resolves once the worker attached the RAM it was given and waits for its hart. */
   waiting: Promise<void>;
 }
 
 export class VcpuPool {
-  private readonly slots: (Waiting | undefined)[];
+  private slots: (Slot | undefined)[];
+  private ram: RamHandle | undefined;
 
   private constructor(
     count: number,
-    private readonly ram: RamHandle,
     private readonly log: Logger,
   ) {
     this.slots = Array.from({ length: count }, (_, hart) => this.spawn(hart));
   }
 
-  /** Starts `count` workers that load the vCPU code and attach `ram`, then wait for their hart. */
-  static spawn(count: number, ram: RamHandle, log: Logger): VcpuPool {
-    return new VcpuPool(count, ram, log);
+  /** Starts `count` workers that load the vCPU code and wait for their RAM. */
+  static spawn(count: number, log: Logger): VcpuPool {
+    return new VcpuPool(count, log);
   }
 
-  /** Resolves once every worker has loaded its code and waits (for tests and logs). */
+  /** Hands `ram` to `count` workers (starting more if needed, ending the rest); once per pool. */
+  provide(count: number, ram: RamHandle): void {
+    if (this.ram) throw new Error('this vCPU pool already has its RAM');
+    this.ram = ram;
+    for (const slot of this.slots.slice(count)) if (slot && !slot.exited) void slot.worker.terminate();
+    this.slots = Array.from({ length: count }, (_, hart) => this.slots[hart] ?? this.spawn(hart));
+    for (const slot of this.slots) slot?.worker.postMessage({ type: 'ram', ram } satisfies VcpuRam);
+  }
+
+  /** Resolves once every worker has attached its RAM and waits (for the 'ready' a destination sends). */
   async loaded(): Promise<void> {
     await Promise.all(this.slots.map((s) => s?.waiting));
   }
 
-  /** The waiting worker for `hart` over `ram`, handed over once; undefined if there is none, it died, or it attached other RAM. */
+  /** The waiting worker for `hart` over `ram`, handed over once; undefined if there is none, it died, or it has other RAM. */
   take(hart: number, ram: RamHandle): Worker | undefined {
-    if (!sameRam(ram, this.ram)) return undefined;
+    if (!this.ram || !sameRam(ram, this.ram)) return undefined;
     const slot = this.slots[hart];
     this.slots[hart] = undefined;
     if (!slot || slot.exited) return undefined;
+    slot.worker.ref();
     return slot.worker;
   }
 
   /** Ends the workers nobody took. */
   async close(): Promise<void> {
-    const left = this.slots.filter((s): s is Waiting => s !== undefined && !s.exited);
-    this.slots.fill(undefined);
+    const left = this.slots.filter((s): s is Slot => s !== undefined && !s.exited);
+    this.slots = [];
     await Promise.all(left.map((s) => s.worker.terminate()));
   }
 
-  private spawn(hart: number): Waiting {
-    const worker = startWorker(VCPU_WORKER_ENTRY, { preload: this.ram } satisfies VcpuPreload, { name: `vcpu-${hart}` });
-    const slot: Waiting = { worker, exited: false, waiting: Promise.resolve() };
+  private spawn(hart: number): Slot {
+    const worker = startWorker(VCPU_WORKER_ENTRY, { pooled: true } satisfies VcpuPooled, { name: `vcpu-${hart}` });
+    // A waiting worker must not keep a destination that gave up from exiting.
+    worker.unref();
+    const slot: Slot = { worker, exited: false, waiting: Promise.resolve() };
     slot.waiting = new Promise<void>((resolve) => {
       const onMessage = (report: WorkerReport): void => {
         if (report.type !== 'waiting') return;

@@ -1,9 +1,9 @@
 // One vCPU: a worker thread that owns a Hart and its own device objects (over
 // the machine's shared device state) and runs guest code in slices, looking
 // at its control word between slices. Started by Machine through startWorker,
-// either with its VcpuWorkerData or, from a VcpuPool, with only its RAM: it
-// then attaches the RAM and makes its code cache, says it is waiting, and
-// takes its data from the first message.
+// either with its VcpuWorkerData or, from a VcpuPool, with nothing: it then
+// waits for its RAM, attaches it and makes its code cache, says it is
+// waiting, and takes the rest of its data from the next message.
 import { parentPort } from 'node:worker_threads';
 import type { AttachedRegion } from '../uffd/attach.ts';
 import { workerPayload } from '../worker.ts';
@@ -19,7 +19,7 @@ import { DirtyLog } from './dirty-log.ts';
 import { MmioBus } from './mmio-bus.ts';
 import { PAGE_SIZE, RAM_BASE, type RamOffset } from './memory-map.ts';
 import { attachRam, type RamHandle } from './ram.ts';
-import type { VcpuInit, VcpuPreload } from './vcpu-pool.ts';
+import type { VcpuInit, VcpuPooled, VcpuRam } from './vcpu-pool.ts';
 import { COMMAND_PAUSE, COMMAND_QUIT, VcpuControl, type IdleReason, type WorkerReport } from './vcpu-control.ts';
 
 export interface SharedMachineBuffers {
@@ -58,12 +58,14 @@ function begin(data: VcpuWorkerData, ram: AttachedRegion, code?: CodeCache): voi
   }
 }
 
-const given = workerPayload<VcpuWorkerData | VcpuPreload>();
-if ('preload' in given) {
-  const ram = attachRam(given.preload);
-  const code = new CodeCache(ram.buffer.byteLength);
-  port.once('message', (init: VcpuInit) => begin(init.data, ram, code));
-  post({ type: 'waiting' });
+const given = workerPayload<VcpuWorkerData | VcpuPooled>();
+if ('pooled' in given) {
+  port.once('message', (m: VcpuRam) => {
+    const ram = attachRam(m.ram);
+    const code = new CodeCache(ram.buffer.byteLength);
+    port.once('message', (init: VcpuInit) => begin(init.data, ram, code));
+    post({ type: 'waiting' });
+  });
 } else {
   begin(given, attachRam(given.ram));
 }

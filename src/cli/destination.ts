@@ -31,8 +31,9 @@ async function destination(options: DestinationOptions): Promise<void> {
     const completed = new Promise<DestinationFigures>((resolve) => incoming.once('completed', resolve));
     const machine = await Promise.race([new Promise<NonNullable<IncomingGuest['machine']>>((resolve) => incoming.once('started', resolve)), failed]);
     machine.on('console', (bytes) => process.stdout.write(bytes));
-    incoming.stopListening();
     const figures = await Promise.race([completed, failed]);
+    // Until now a source whose connection broke may come back to resume.
+    incoming.stopListening();
     log.info(figures, 'every page is here; the source released the guest');
     const reports = await Promise.race([machine.runUntil(stopAt), failed]);
     const stateHash = machine.stateHash();

@@ -10,7 +10,7 @@ import { decodeMachineState } from '../guest/state.ts';
 import { ramFromRegion } from '../guest/ram.ts';
 import { VcpuPool } from '../guest/vcpu-pool.ts';
 import type { Logger } from '../log.ts';
-import { ProtocolMalformedError } from '../protocol/errors.ts';
+import { ProtocolMalformedError, ProtocolStateError } from '../protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../protocol/listener.ts';
 import type { ControlMessage } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
@@ -133,6 +133,10 @@ export class IncomingGuest extends EventEmitter<Events> {
   }
 
   private accept(m: IncomingMigration): void {
+    if (m.resume) {
+      this.reconnected(m);
+      return;
+    }
     if (this.incoming) {
       this.log.warn({ session: m.session }, 'a second migration arrived while one is in progress; refused');
       m.channels.control.fail(new ProtocolMalformedError('this destination already receives a guest; start another destination'));
@@ -161,15 +165,46 @@ export class IncomingGuest extends EventEmitter<Events> {
       });
       uffd.on('error', (err) => this.fail(err));
       pages.onComplete(() => this.emit('completed', this.figures()));
-      pages.attach(m.channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err)));
-      m.channels.control.onClose((code, reason, error) => {
-        if (this.state.state === 'completed' || this.state.state === 'cancelled') return;
-        this.fail(error ?? new MigrationFailedError(`the source closed the control channel (${code}${reason ? `: ${reason}` : ''}) while the migration was ${this.state.state}`));
-      });
+      this.attachChannels(m);
       this.log.info({ session: m.session, ramSize, vcpus: m.identity.vcpus, backend: uffd.path }, 'incoming migration');
     } catch (err) {
       this.fail(err as Error);
     }
+  }
+
+  private attachChannels(m: IncomingMigration): void {
+    const { channels } = m;
+    this.pages!.attach(channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err)));
+    for (const channel of [channels.control, channels.bulk, channels.urgent]) {
+      channel.onClose((code, reason, error) => {
+        if (this.incoming !== m) return;
+        const state = this.state.state;
+        if (state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'postcopy-paused') return;
+        const why = `the source closed the ${channel.kind} channel (${code}${reason ? `: ${reason}` : ''})`;
+        if (state !== 'postcopy-active' || error) {
+          this.fail(error ?? new MigrationFailedError(`${why} while the migration was ${state}`));
+          return;
+        }
+        // The guest runs here and some of its pages are still there: wait for
+        // the source to reconnect (it retries on its own) instead of losing them.
+        this.state.moveTo('postcopy-paused');
+        this.pages!.detach();
+        for (const c of [channels.control, channels.bulk, channels.urgent]) c.close(1001, 'connection lost; waiting for the source to resume');
+        this.log.warn({ reason: why }, 'postcopy paused: the connection to the source broke; vCPUs wait on missing pages until it reconnects');
+      });
+    }
+  }
+
+  /** The source came back after postcopy-paused: tell it what arrived, then it resumes. */
+  private reconnected(m: IncomingMigration): void {
+    if (!this.incoming || this.incoming.session !== m.session || this.state.state !== 'postcopy-paused') {
+      m.channels.control.fail(new ProtocolStateError(`cannot resume migration ${m.session} here: this destination is ${this.state.state}`));
+      return;
+    }
+    this.incoming = m;
+    this.attachChannels(m);
+    m.channels.control.send(this.pages!.recoverMessage());
+    this.log.info({ session: m.session, present: this.pages!.placer.received.count }, 'the source reconnected; resuming postcopy');
   }
 
   private async onControl(m: ControlMessage): Promise<void> {
@@ -191,6 +226,11 @@ export class IncomingGuest extends EventEmitter<Events> {
         control.send({ type: 'ack', of: 'postcopy-run' });
         this.emit('started', this.machineRef!);
         this.pages!.postcopyStarted();
+        break;
+      case 'resume':
+        this.state.moveTo('postcopy-active');
+        control.send({ type: 'ack', of: 'resume' });
+        this.pages!.resumed();
         break;
       case 'cancel':
         this.log.warn({ reason: m.reason }, 'the source cancelled the migration');

@@ -14,6 +14,7 @@ import type { Machine } from '../guest/machine.ts';
 import { encodeMachineState } from '../guest/state.ts';
 import type { Logger } from '../log.ts';
 import { generateSessionId } from '../protocol/auth.ts';
+import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { connectMigration } from '../protocol/connect.ts';
 import type { ChannelSet } from '../protocol/listener.ts';
 import type { ControlMessage, Message } from '../protocol/messages.ts';
@@ -37,8 +38,12 @@ export interface OutgoingMigrationOptions {
   readonly hybridRounds: number;
   /** Shared-storage disk path the destination opens. */
   readonly disk?: string;
+  /** After the connection breaks in postcopy, how long to keep trying to reconnect (default 120 s). */
+  readonly recoveryMs?: number;
   readonly log: Logger;
 }
+
+const RECONNECT_INTERVAL_MS = 500;
 
 export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }> {
   readonly state = new MigrationStateMachine();
@@ -46,6 +51,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private readonly log: Logger;
   private server: PageServer | undefined;
   private channels: ChannelSet | undefined;
+  private readonly session = generateSessionId();
   private startedAt = performance.now();
   private setupMs = 0;
   private downtimeMs: number | undefined;
@@ -99,7 +105,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       const channels = await connectMigration({
         url: this.options.url,
         token: this.options.token,
-        session: generateSessionId(),
+        session: this.session,
         identity: {
           pageSize: PAGE_SIZE,
           ramBase: 0x8000_0000,
@@ -114,7 +120,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       const server = new PageServer({ ram: machine.ram.bytes(), pageSize: PAGE_SIZE, log: this.log });
       this.server = server;
       server.attach(channels);
-      const done = this.watch(channels, server);
+      const done = this.watch();
+      this.listen(channels, server);
       await this.awaitReply('ready');
       this.setupMs = performance.now() - this.startedAt;
       this.log.info({ url: this.options.url, mode, setupMs: Math.round(this.setupMs) }, 'migration channels up');
@@ -168,9 +175,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     };
   }
 
-  // Every control message the destination may send us lands here; page
-  // requests arrive on urgent. Resolves when the destination says `complete`.
-  private watch(channels: ChannelSet, server: PageServer): Promise<void> {
+  // Settles when the destination says `complete` (or the migration breaks for good).
+  private watch(): Promise<void> {
     const result = new Promise<void>((resolve, reject) => {
       this.completed = resolve;
       this.broken = (err) => {
@@ -182,17 +188,76 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     });
     // A failure before anyone awaits `result` must not become an unhandled rejection.
     result.catch(() => undefined);
+    return result;
+  }
+
+  // Every control message the destination may send on this connection lands in onControl; page requests arrive on urgent.
+  private listen(channels: ChannelSet, server: PageServer): void {
     channels.urgent.onMessage((m: Message) => {
       if (m.type === 'page-request' && this.state.state === 'postcopy-active') server.request(m.pages);
     });
     channels.control.onMessage((m: Message) => this.onControl(m as ControlMessage));
     for (const c of [channels.control, channels.bulk, channels.urgent]) {
       c.onClose((code, reason, error) => {
-        if (this.state.state === 'completed') return;
-        this.broken?.(error ?? new MigrationFailedError(`the destination closed the ${c.kind} channel (${code}${reason ? `: ${reason}` : ''})`));
+        const state = this.state.state;
+        if (this.channels !== channels || state === 'completed' || state === 'postcopy-paused') return;
+        const why = `the destination closed the ${c.kind} channel (${code}${reason ? `: ${reason}` : ''})`;
+        if (state === 'postcopy-active' && !error && !this.peerEnded) {
+          void this.recover(server, why);
+          return;
+        }
+        this.broken?.(error ?? new MigrationFailedError(why));
       });
     }
-    return result;
+  }
+
+  /**
+   * Postcopy lost its connection: the guest runs on the destination and some
+   * of its pages are only here, so neither side may give up. Reconnect to the
+   * same destination and session until it works or recoveryMs runs out.
+   */
+  private async recover(server: PageServer, why: string): Promise<void> {
+    this.state.moveTo('postcopy-paused');
+    server.detach();
+    const old = this.channels!;
+    for (const c of [old.control, old.bulk, old.urgent]) c.close(1001, 'connection lost; reconnecting');
+    const limitMs = this.options.recoveryMs ?? 120_000;
+    this.log.warn({ reason: why, retryForMs: limitMs }, 'postcopy paused: the connection to the destination broke; reconnecting');
+    const deadline = performance.now() + limitMs;
+    let lastError: Error | undefined;
+    while (performance.now() < deadline && this.state.state === 'postcopy-paused') {
+      try {
+        const channels = await connectMigration({
+          url: this.options.url,
+          token: this.options.token,
+          session: this.session,
+          resume: true,
+          identity: {
+            pageSize: PAGE_SIZE,
+            ramBase: 0x8000_0000,
+            ramSize: this.options.machine.ramSize,
+            vcpus: this.options.machine.vcpus,
+            imageSha256: this.options.machine.imageHash,
+          },
+          state: this.state,
+          log: this.log,
+        });
+        this.channels = channels;
+        this.listen(channels, server);
+        this.log.info({ url: this.options.url }, 'reconnected to the destination; waiting for its list of received pages');
+        return;
+      } catch (err) {
+        lastError = err as Error;
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_INTERVAL_MS));
+      }
+    }
+    if (this.state.state !== 'postcopy-paused') return;
+    this.broken?.(
+      new MigrationFailedError(
+        `${why}, and reconnecting for ${Math.round(limitMs / 1000)} s failed (${lastError?.message ?? 'no attempt'}). ` +
+          'The guest was running on the destination while some of its pages were only here, so it cannot continue on either side',
+      ),
+    );
   }
 
   private onControl(m: ControlMessage): void {
@@ -210,6 +275,17 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         this.peerEnded = true;
         this.broken?.(new MigrationFailedError(`the destination failed the migration: ${m.code}: ${m.message}`));
         break;
+      case 'recover': {
+        const server = this.server!;
+        server.markReceived(PageBitmap.from(server.pageCount, m.received));
+        server.attach(this.channels!);
+        this.state.moveTo('postcopy-active');
+        this.channels!.control.send({ type: 'resume' });
+        // The destination only pauses once it runs the guest: a switchover whose ack was lost is over.
+        this.replied('ack:postcopy-run');
+        this.log.info({ missing: server.figures.remainingPages }, 'postcopy resumed');
+        break;
+      }
       case 'cancel':
         this.peerEnded = true;
         this.broken?.(new MigrationCancelledError(`the destination cancelled the migration: ${m.reason}`));

@@ -5,10 +5,8 @@
 // a TCP relay between them drops every connection it carries.
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import { generateToken } from '../../src/protocol/auth.ts';
-import { reference } from './processes.ts';
+import { childGroup, reference } from './processes.ts';
 
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=192M pattern=random write=100 passes=0', '--ram', '256M'];
 const N = '60000000';
@@ -42,20 +40,14 @@ async function relay(target: number): Promise<{ port: number; cut(): number; clo
 
 describe('postcopy recovery', () => {
   it('a connection lost mid-postcopy pauses both sides, the source reconnects, and the guest loses nothing', async () => {
-    const env = { POSTCOPY_TOKEN: generateToken(), POSTCOPY_LOG: 'warn' };
-    const children: ChildPostcopy[] = [];
-    const spawn = (name: string, args: string[]): ChildPostcopy => {
-      const c = new ChildPostcopy(name, [...args, '--report-fd', '3'], { env });
-      children.push(c);
-      return c;
-    };
+    const { token, spawn, killAll } = childGroup();
     let link: Awaited<ReturnType<typeof relay>> | undefined;
     try {
       const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
       const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
       const destinationUrl = new URL((await destination.waitFor('listening')).url as string);
       link = await relay(Number(destinationUrl.port));
-      const control = new ControlClient((await source.waitFor('listening')).control as string, env.POSTCOPY_TOKEN);
+      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
 
       await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
       const seen = new Set<string>();
@@ -83,7 +75,7 @@ describe('postcopy recovery', () => {
       expect(source.consoleText + destination.consoleText).toBe(straight.console);
     } finally {
       link?.close();
-      for (const c of children) c.kill();
+      killAll();
     }
   });
 });

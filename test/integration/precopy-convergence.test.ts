@@ -3,27 +3,19 @@
 // nothing — proven by migrating the same guest again afterwards, with
 // postcopy, and matching a run that never migrated.
 import { describe, expect, it } from 'vitest';
-import { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import { generateToken } from '../../src/protocol/auth.ts';
-import { reference } from './processes.ts';
+import { childGroup, reference } from './processes.ts';
 
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
 const N = '60000000';
 
 describe('precopy that cannot converge', () => {
   it('reports non-convergence, leaves the guest running on the source, and loses nothing', async () => {
-    const env = { POSTCOPY_TOKEN: generateToken(), POSTCOPY_LOG: 'warn' };
-    const children: ChildPostcopy[] = [];
-    const spawn = (name: string, args: string[]): ChildPostcopy => {
-      const c = new ChildPostcopy(name, [...args, '--report-fd', '3'], { env });
-      children.push(c);
-      return c;
-    };
+    const { token, spawn, killAll } = childGroup();
     try {
       const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
       const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, env.POSTCOPY_TOKEN);
+      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
 
       await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 3, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
       const precopy = await control.migrationEnd();
@@ -32,7 +24,7 @@ describe('precopy that cannot converge', () => {
       expect(precopy.error).toMatch(/did not converge after 3 rounds/);
       expect(precopy.error).toMatch(/--mode hybrid or postcopy/);
       expect(await first.exit()).not.toBe(0);
-      const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${env.POSTCOPY_TOKEN}` } })).json()) as { guest: { runningHere: boolean } };
+      const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { runningHere: boolean } };
       expect(info.guest.runningHere).toBe(true);
 
       const second = spawn('destination 2', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
@@ -43,7 +35,7 @@ describe('precopy that cannot converge', () => {
       expect(finished.stateHash).toBe(straight.stateHash);
       expect(source.consoleText + second.consoleText).toBe(straight.console);
     } finally {
-      for (const c of children) c.kill();
+      killAll();
     }
   });
 });

@@ -3,7 +3,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
 import type { DemoSummary } from '../../src/cli/demo.ts';
+import { generateToken } from '../../src/protocol/auth.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
 const run = promisify(execFile);
@@ -37,4 +39,21 @@ export async function reference(args: string[]): Promise<{ console: string; stat
   const r = await postcopy(['run', '--json', ...args]);
   const cut = r.stdout.lastIndexOf('\n', r.stdout.length - 2);
   return { console: r.stdout.slice(0, cut + 1), stateHash: (JSON.parse(r.stdout.slice(cut + 1)) as { stateHash: string }).stateHash };
+}
+
+/** `postcopy` children sharing one migration token, reporting JSON events on fd 3; killAll() in a finally. */
+export function childGroup(): { token: string; spawn(name: string, args: string[]): ChildPostcopy; killAll(): void } {
+  const env = { POSTCOPY_TOKEN: generateToken(), POSTCOPY_LOG: 'warn' };
+  const children: ChildPostcopy[] = [];
+  return {
+    token: env.POSTCOPY_TOKEN,
+    spawn(name, args) {
+      const c = new ChildPostcopy(name, [...args, '--report-fd', '3'], { env });
+      children.push(c);
+      return c;
+    },
+    killAll() {
+      for (const c of children) c.kill();
+    },
+  };
 }

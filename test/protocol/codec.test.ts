@@ -194,7 +194,11 @@ const messages: fc.Arbitrary<[ControlMessage, Partial<DecodeContext>]>[] = [
     imageSha256: fc.stringMatching(/^[0-9a-f]{64}$/),
   }).map((m) => [m, { state: 'setup', handshaking: true }]),
   runs.map((r) => [{ type: 'discard', runs: r }, {}]),
-  fc.record({ type: fc.constant('machine-state' as const), state: fc.jsonValue() }).map((m) => [m, { state: 'setup' }]),
+  // msgpackr renames a "__proto__" key (to "__proto_") rather than let a peer set a prototype; fast-check
+  // likes generating that key, so such values are left to the test below that checks the renaming.
+  fc
+    .record({ type: fc.constant('machine-state' as const), state: fc.jsonValue().filter((v) => !JSON.stringify(v ?? null).includes('"__proto__"')) })
+    .map((m) => [m, { state: 'setup' }]),
   fc.constant([{ type: 'postcopy-run' }, { state: 'device' }]),
   fc.record({ type: fc.constant('cancel' as const), reason: fc.string({ maxLength: 200 }) }).map((m) => [m, {}]),
   fc.record({ type: fc.constant('error' as const), code: fc.string({ maxLength: 64 }), message: fc.string({ maxLength: 300 }) }).map((m) => [m, {}]),
@@ -207,6 +211,15 @@ const messages: fc.Arbitrary<[ControlMessage, Partial<DecodeContext>]>[] = [
 ];
 
 describe('protocol properties', () => {
+  it('a peer cannot set a prototype through a "__proto__" key', () => {
+    const state = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown;
+    const decoded = decodeMessage(encodeControl({ type: 'machine-state', state }), ctx({ state: 'setup' }));
+    const received = (decoded as { state: Record<string, unknown> }).state;
+    expect(Object.getPrototypeOf(received)).toBe(Object.prototype);
+    expect((received as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(received.a).toBe(1);
+  });
+
   it('every valid control message survives encode → decode unchanged', () => {
     fc.assert(
       fc.property(fc.oneof(...messages), ([message, over]) => {

@@ -46,7 +46,12 @@ function writeHeader(frame: Buffer, kind: number, start: number, count: number, 
 
 /** One frame carrying `pages` (count * pageSize bytes) copied once out of source RAM. */
 export function encodePages(start: PageIndex, count: number, pages: Uint8Array, precopy = false): Buffer {
-  const frame = Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES + pages.length);
+  return encodePagesInto(Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES + pages.length), start, count, pages, precopy);
+}
+
+/** encodePages into `target` (a reusable buffer at least header + pages long); returns the frame, a view of it. */
+export function encodePagesInto(target: Buffer, start: PageIndex, count: number, pages: Uint8Array, precopy = false): Buffer {
+  const frame = target.subarray(0, PAGE_FRAME_HEADER_BYTES + pages.length);
   writeHeader(frame, KIND_PAGES, start, count, precopy);
   frame.set(pages, PAGE_FRAME_HEADER_BYTES);
   return frame;

@@ -7,7 +7,7 @@
 import type { Logger } from '../log.ts';
 import { pageIndex, type PageIndex } from '../protocol/layout.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
-import { encodePages, encodeZeroRun } from '../protocol/page-frame.ts';
+import { encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
 import { MAX_PAGES_PER_FRAME, MAX_ZERO_RUN_PAGES } from '../protocol/version.ts';
 import { SendWindow, type FrameSink } from './send-window.ts';
 import { isZeroPage } from './zero-page.ts';
@@ -77,6 +77,8 @@ export class PageServer {
   private cursor = 0;
   private pushing = false;
   private pumpScheduled = false;
+  /** Frame buffers whose frames were written: reused for the next data frames. */
+  private readonly spareFrames: Buffer[] = [];
   private allSentHandler: (() => void) | undefined;
   readonly figures: PageServerFigures;
 
@@ -256,10 +258,17 @@ export class PageServer {
   }
 
   private sendRun(window: SendWindow, start: number, count: number, zero: boolean, precopy: boolean): void {
-    const frame = zero
-      ? encodeZeroRun(pageIndex(start), count, precopy)
-      : encodePages(pageIndex(start), count, this.pageBytes(start, count), precopy);
-    window.send(frame);
+    let frame: Buffer;
+    if (zero) {
+      frame = encodeZeroRun(pageIndex(start), count, precopy);
+      window.send(frame);
+    } else {
+      // Reused once written: a fresh buffer per frame made the garbage
+      // collector stop this thread every few tens of milliseconds.
+      const buffer = this.spareFrames.pop() ?? Buffer.allocUnsafeSlow(PAGE_FRAME_HEADER_BYTES + this.maxPagesPerFrame * this.pageSize);
+      frame = encodePagesInto(buffer, pageIndex(start), count, this.pageBytes(start, count), precopy);
+      window.send(frame, () => this.spareFrames.push(buffer));
+    }
     this.sent.setRange(start, count);
     this.figures.transferredBytes += frame.length;
     if (zero) this.figures.zeroPages += count;

@@ -33,9 +33,11 @@ export class SendWindow {
     return this.sink.open;
   }
 
-  send(frame: Uint8Array): void {
+  /** `written` runs once the frame reached the kernel (or the channel failed): its buffer may then be reused. */
+  send(frame: Uint8Array, written?: () => void): void {
     this.inFlight += frame.length;
     this.sink.sendBytes(frame, () => {
+      written?.();
       this.inFlight -= frame.length;
       if (this.waiter && this.inFlight <= this.lowWaterMark) {
         const w = this.waiter;

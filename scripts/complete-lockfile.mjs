@@ -21,7 +21,16 @@ for (const [key, entry] of Object.entries(lock.packages)) {
     if (!m) throw new Error(`${name} (optional dependency of ${key || 'the project'}) is missing from the lock and is not a platform package; run npm install`);
     const [, os, cpu, abi] = m;
     const libc = abi === 'musl' || abi === 'musleabihf' ? ['musl'] : abi === 'gnu' || abi === 'gnueabihf' ? ['glibc'] : undefined;
-    lock.packages[target] = { version, cpu: [cpus[cpu]], license: 'MIT', optional: true, os: [os], ...(libc && os === 'linux' ? { libc } : {}) };
+    // Keys in the order npm writes them, so a later npm install leaves the file as it is.
+    lock.packages[target] = {
+      version,
+      cpu: [cpus[cpu]],
+      ...(entry.dev ? { dev: true } : {}),
+      ...(libc && os === 'linux' ? { libc } : {}),
+      license: 'MIT',
+      optional: true,
+      os: [os],
+    };
     added += 1;
   }
 }

@@ -14,7 +14,7 @@ import type { DestinationFigures } from '../destination/incoming-guest.ts';
 import { ChildPostcopy } from './child-postcopy.ts';
 import { ControlClient } from './control-client.ts';
 import { followMigration } from './migration-progress.ts';
-import { integer, reportErrors, size } from './options.ts';
+import { integer, reportErrors, withGuestOptions } from './options.ts';
 
 interface DemoOptions {
   guest: string;
@@ -122,12 +122,7 @@ function formatSummary(s: DemoSummary, referenceHash: string): string {
 `;
 }
 
-export const demoCommand = new Command('demo')
-  .description('migrate a running guest between two processes on this machine, then verify it against a run without migration')
-  .option('--guest <name|path.elf>', 'memwork, life, diskio, selftest, or an ELF32 RISC-V image', 'life')
-  .option('--ram <size>', 'guest RAM, 16M to 2G', size, 64 * 1024 * 1024)
-  .option('--vcpus <n>', 'harts, 1 to 4', integer(1, 4), 1)
-  .option('--guest-args <args>', 'parameters for the guest program, "key=value ..."')
+export const demoCommand = withGuestOptions(new Command('demo').description('migrate a running guest between two processes on this machine, then verify it against a run without migration'), 'life')
   .addOption(new Option('--mode <mode>', 'postcopy, precopy or hybrid').choices(MIGRATION_MODES).default('postcopy'))
   .addOption(new Option('--uffd <path>', "the destination's userfaultfd").choices(['auto', 'dev', 'syscall', 'syscall-user-mode-only', 'sim']).default('auto'))
   .option('--after-instructions <k>', 'migrate once every vCPU has run K instructions', integer(1, Number.MAX_SAFE_INTEGER), 10_000_000)

@@ -2,7 +2,7 @@
 // message naming the expected form, address parsing, the machine-readable
 // report channel, and how a typed error reaches the user.
 import { writeSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseSize } from '../guest/memory-map.ts';
 import { PostcopyError } from '../errors.ts';
 
@@ -20,6 +20,18 @@ export function size(text: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+/** The options that describe a guest; --guest is required unless it has a default. */
+export function withGuestOptions(command: Command, defaultGuest?: string): Command {
+  const guest = new Option('--guest <name|path.elf>', 'memwork, life, diskio, selftest, or an ELF32 RISC-V image');
+  if (defaultGuest === undefined) guest.makeOptionMandatory();
+  else guest.default(defaultGuest);
+  return command
+    .addOption(guest)
+    .addOption(new Option('--ram <size>', 'guest RAM, 16M to 2G').argParser(size).default(64 * 1024 * 1024, '64M'))
+    .option('--vcpus <n>', 'harts, 1 to 4', integer(1, 4), 1)
+    .option('--guest-args <args>', 'parameters for the guest program, "key=value ..."');
 }
 
 export interface HostPort {

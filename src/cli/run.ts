@@ -1,13 +1,13 @@
 // `postcopy run`: runs a guest locally, console on stdout. Optionally stops at
 // an exact per-hart instruction count, saves a snapshot there, or continues
 // from one (how tests prove a restored machine continues exactly).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { readGuestImage } from '../guest/guest-images.ts';
 import { Machine } from '../guest/machine.ts';
-import { parseSize } from '../guest/memory-map.ts';
 import type { RamBackend } from '../guest/ram.ts';
 import { readSnapshot, writeSnapshot } from '../guest/snapshot.ts';
 import { PostcopyError } from '../errors.ts';
+import { integer, withGuestOptions } from './options.ts';
 
 interface RunOptions {
   guest: string;
@@ -20,22 +20,6 @@ interface RunOptions {
   json?: boolean;
   save?: string;
   restore?: string;
-}
-
-function integer(min: number, max: number) {
-  return (text: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function size(text: string): number {
-  try {
-    return parseSize(text);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
 }
 
 async function run(options: RunOptions): Promise<void> {
@@ -94,12 +78,7 @@ async function run(options: RunOptions): Promise<void> {
   }
 }
 
-export const runCommand = new Command('run')
-  .description('run a guest locally, console on stdout')
-  .requiredOption('--guest <name|path.elf>', 'memwork, life, diskio, selftest, or an ELF32 RISC-V image')
-  .option('--ram <size>', 'guest RAM, 16M to 2G', size, 64 * 1024 * 1024)
-  .option('--vcpus <n>', 'harts, 1 to 4', integer(1, 4), 1)
-  .option('--guest-args <args>', 'parameters for the guest program, "key=value ..."')
+export const runCommand = withGuestOptions(new Command('run').description('run a guest locally, console on stdout'))
   .option('--instructions <n>', 'stop every hart at exactly this time (retired instructions)', integer(0, Number.MAX_SAFE_INTEGER))
   .option('--disk <path>', 'block device image (created sparse, 64 MiB, when absent)')
   .addOption(new Option('--uffd <backend>', 'guest RAM: kernel (mmap) or sim (software userfaultfd memory), or none (plain shared memory)').choices(['kernel', 'sim', 'none']).default('kernel'))

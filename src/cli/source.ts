@@ -8,7 +8,7 @@ import { generateToken } from '../protocol/auth.ts';
 import { ControlEndpoint } from '../source/control-endpoint.ts';
 import { Monitor } from '../source/monitor.ts';
 import { startMonitorPrompt } from '../source/monitor-prompt.ts';
-import { hostPort, integer, reporter, reportErrors, size, type HostPort } from './options.ts';
+import { hostPort, integer, reporter, reportErrors, withGuestOptions, type HostPort } from './options.ts';
 
 interface SourceOptions {
   guest: string;
@@ -66,12 +66,7 @@ async function source(options: SourceOptions): Promise<void> {
   await machine.close();
 }
 
-export const sourceCommand = new Command('source')
-  .description('run a guest as a migration source, with a monitor prompt (on a TTY) and a JSON control endpoint')
-  .requiredOption('--guest <name|path.elf>', 'memwork, life, diskio, selftest, or an ELF32 RISC-V image')
-  .option('--ram <size>', 'guest RAM, 16M to 2G', size, 64 * 1024 * 1024)
-  .option('--vcpus <n>', 'harts, 1 to 4', integer(1, 4), 1)
-  .option('--guest-args <args>', 'parameters for the guest program, "key=value ..."')
+export const sourceCommand = withGuestOptions(new Command('source').description('run a guest as a migration source, with a monitor prompt (on a TTY) and a JSON control endpoint'))
   .option('--disk <path>', 'block device image on storage both sides share')
   .option('--instructions <n>', 'stop every hart at exactly this time, here or after migrating', integer(1, Number.MAX_SAFE_INTEGER))
   .addOption(new Option('--listen <host:port>', 'control endpoint address').argParser(hostPort).default({ host: '127.0.0.1', port: 4444 }, '127.0.0.1:4444'))

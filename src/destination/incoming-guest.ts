@@ -160,9 +160,7 @@ export class IncomingGuest extends EventEmitter<Events> {
       });
       const pages = new IncomingPages({ uffd, region, pageSize: PAGE_SIZE, state: this.state, log: this.log });
       this.pages = pages;
-      uffd.on('events', (batch) => {
-        for (const e of batch) if (e.type === 'pagefault') pages.handleFault(e);
-      });
+      pages.watch(uffd);
       uffd.on('error', (err) => this.fail(err));
       pages.onComplete(() => this.emit('completed', this.figures()));
       this.attachChannels(m);

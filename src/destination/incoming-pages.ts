@@ -76,10 +76,6 @@ export class IncomingPages {
     this.channels = undefined;
   }
 
-  handleFault(event: FaultEvent): void {
-    this.faults.handleFault(event);
-  }
-
   /** Feeds missing-page faults from the userfaultfd into the fault handler; returns the unsubscribe. */
   watch(source: FaultSource): () => void {
     const listener = (batch: readonly { readonly type: string }[]): void => {

@@ -329,7 +329,6 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
     await this.stop();
-    await this.pool?.close();
     this.phase = 'closed';
     if (this.disk) closeDiskImage(this.disk);
     if (this.ownsRam) this.ram.release();

@@ -17,7 +17,7 @@ import { generateSessionId } from '../protocol/auth.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { connectMigration } from '../protocol/connect.ts';
 import type { ChannelSet } from '../protocol/listener.ts';
-import type { ControlMessage, Message } from '../protocol/messages.ts';
+import type { ControlMessage, MachineIdentity, Message } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
 import { PAGE_SIZE } from '../uffd/pages.ts';
 import { MigrationCancelledError, MigrationFailedError } from './errors.ts';
@@ -106,13 +106,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         url: this.options.url,
         token: this.options.token,
         session: this.session,
-        identity: {
-          pageSize: PAGE_SIZE,
-          ramBase: 0x8000_0000,
-          ramSize: machine.ramSize,
-          vcpus: machine.vcpus,
-          imageSha256: machine.imageHash,
-        },
+        identity: this.identity(),
         state: this.state,
         log: this.log,
       });
@@ -147,6 +141,12 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       const c = this.channels;
       if (c) for (const ch of [c.control, c.bulk, c.urgent]) ch.close(1000, 'migration over');
     }
+  }
+
+  /** What the destination checks in the handshake, on the first connection and on every reconnect. */
+  private identity(): MachineIdentity {
+    const { machine } = this.options;
+    return { pageSize: PAGE_SIZE, ramBase: 0x8000_0000, ramSize: machine.ramSize, vcpus: machine.vcpus, imageSha256: machine.imageHash };
   }
 
   /** query-migrate: where the migration is and what it has moved. */
@@ -232,13 +232,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
           token: this.options.token,
           session: this.session,
           resume: true,
-          identity: {
-            pageSize: PAGE_SIZE,
-            ramBase: 0x8000_0000,
-            ramSize: this.options.machine.ramSize,
-            vcpus: this.options.machine.vcpus,
-            imageSha256: this.options.machine.imageHash,
-          },
+          identity: this.identity(),
           state: this.state,
           log: this.log,
         });

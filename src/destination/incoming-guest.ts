@@ -10,14 +10,17 @@ import { decodeMachineState } from '../guest/state.ts';
 import { ramFromRegion } from '../guest/ram.ts';
 import { VcpuPool } from '../guest/vcpu-pool.ts';
 import type { Logger } from '../log.ts';
-import { ProtocolMalformedError, ProtocolStateError } from '../protocol/errors.ts';
+import { ProtocolMalformedError, ProtocolStateError, type ProtocolError } from '../protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../protocol/listener.ts';
 import type { ControlMessage } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
 import { MigrationCancelledError, MigrationFailedError } from '../source/errors.ts';
 import type { TransferredState } from '../source/migration-info.ts';
 import { allocateRegion, openUserfaultfd, PAGE_SIZE, type AccessPath, type GuestRegion, type Userfaultfd } from '../uffd/index.ts';
+import { PageBitmap } from '../protocol/page-bitmap.ts';
+import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import type { LatencySummary } from './fault-stats.ts';
+import { FaultThread } from './fault-thread.ts';
 import { IncomingPages } from './incoming-pages.ts';
 
 export interface IncomingGuestOptions {
@@ -63,6 +66,9 @@ export class IncomingGuest extends EventEmitter<Events> {
   // Started while waiting for a source, so a guest's vCPUs are loaded by the time it connects.
   private readonly vcpuPool: VcpuPool;
   private pages: IncomingPages | undefined;
+  // Started while waiting too; serves the kernel backend's faults, the software backend's are served here.
+  private readonly faultThread: FaultThread;
+  private threadServes = false;
   private machineRef: Machine | undefined;
   private incoming: IncomingMigration | undefined;
 
@@ -76,6 +82,7 @@ export class IncomingGuest extends EventEmitter<Events> {
     this.log = options.log.child({ module: 'migration', side: 'destination' });
     // One vCPU is the common guest; more start when the source says so.
     this.vcpuPool = VcpuPool.spawn(1, this.log);
+    this.faultThread = new FaultThread(this.log);
     this.state.onChange((_from, to) => this.emit('state', to));
     listener.onMigration((m) => this.accept(m));
   }
@@ -101,20 +108,23 @@ export class IncomingGuest extends EventEmitter<Events> {
     return this.machineRef;
   }
 
+  /** With a fault thread, its share is as of its last report (fetched when every page is present). */
   figures(): DestinationFigures {
     const p = this.pages;
+    const t = this.threadServes ? this.faultThread.latestFigures : undefined;
+    const faults = t?.faults ?? p?.faults.figures;
     return {
       status: this.state.state,
       backend: this.uffd?.path ?? 'none',
-      faults: p?.faults.figures.faults ?? 0,
-      postcopyRequests: p?.faults.figures.requests ?? 0,
-      placedPages: p?.placer.figures.placedPages ?? 0,
-      zeroPages: p?.placer.figures.zeroPages ?? 0,
-      duplicatePages: p?.placer.figures.duplicatePages ?? 0,
+      faults: faults?.faults ?? 0,
+      postcopyRequests: faults?.requests ?? 0,
+      placedPages: (p?.placer.figures.placedPages ?? 0) + (t?.placer.placedPages ?? 0),
+      zeroPages: (p?.placer.figures.zeroPages ?? 0) + (t?.placer.zeroPages ?? 0),
+      duplicatePages: (p?.placer.figures.duplicatePages ?? 0) + (t?.placer.duplicatePages ?? 0),
       discardedPages: p?.placer.figures.discardedPages ?? 0,
-      copyIoctls: p?.placer.figures.copyIoctls ?? 0,
-      blocktimeMs: p?.faults.stats.blocktimeMs ?? 0,
-      faultLatencyUs: p?.faults.stats.summary() ?? { p50: 0, p90: 0, p99: 0, max: 0, count: 0 },
+      copyIoctls: (p?.placer.figures.copyIoctls ?? 0) + (t?.placer.copyIoctls ?? 0),
+      blocktimeMs: t?.blocktimeMs ?? p?.faults.stats.blocktimeMs ?? 0,
+      faultLatencyUs: t?.latencyUs ?? p?.faults.stats.summary() ?? { p50: 0, p90: 0, p99: 0, max: 0, count: 0 },
     };
   }
 
@@ -128,6 +138,8 @@ export class IncomingGuest extends EventEmitter<Events> {
     await this.listener.close();
     await this.machineRef?.close();
     await this.vcpuPool.close();
+    // First: the userfaultfd ends only when the fault thread's descriptor is closed too.
+    await this.faultThread.close();
     this.uffd?.close();
     this.region?.release();
   }
@@ -155,14 +167,36 @@ export class IncomingGuest extends EventEmitter<Events> {
       // The source stops its vCPUs only after 'ready': worker start-up stays out of the downtime.
       const pool = this.vcpuPool;
       pool.provide(m.identity.vcpus, ramFromRegion(region).handle);
-      void pool.loaded().then(() => {
+      void Promise.all([pool.loaded(), this.faultThread.loaded()]).then(() => {
         if (this.state.state === 'setup' || this.state.state === 'precopy-active') m.channels.control.send({ type: 'ready' });
       });
-      const pages = new IncomingPages({ uffd, region, pageSize: PAGE_SIZE, state: this.state, log: this.log });
+      const received = new PageBitmap(region.length / PAGE_SIZE);
+      // The kernel backend's faults are served by their own thread; the software backend's on this one.
+      const thread = this.faultThread;
+      if (uffd instanceof KernelUserfaultfd) {
+        thread.serve({ uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE_SIZE, received, state: this.state.state });
+        this.threadServes = true;
+        this.state.onChange((_from, to) => thread.setState(to));
+        thread.onFailure((err) => this.fail(err));
+      } else {
+        void thread.close();
+      }
+      const pages = new IncomingPages({
+        uffd,
+        region,
+        pageSize: PAGE_SIZE,
+        state: this.state,
+        log: this.log,
+        received,
+        faultThread: this.threadServes ? thread : undefined,
+      });
       this.pages = pages;
       pages.watch(uffd);
       uffd.on('error', (err) => this.fail(err));
-      pages.onComplete(() => this.emit('completed', this.figures()));
+      pages.onComplete(() => {
+        const settled = this.threadServes ? this.faultThread.figures() : Promise.resolve();
+        void settled.then(() => this.emit('completed', this.figures()));
+      });
       this.attachChannels(m);
       this.log.info({ session: m.session, ramSize, vcpus: m.identity.vcpus, backend: uffd.path }, 'incoming migration');
     } catch (err) {
@@ -172,25 +206,34 @@ export class IncomingGuest extends EventEmitter<Events> {
 
   private attachChannels(m: IncomingMigration): void {
     const { channels } = m;
-    this.pages!.attach(channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err)));
-    for (const channel of [channels.control, channels.bulk, channels.urgent]) {
-      channel.onClose((code, reason, error) => {
-        if (this.incoming !== m) return;
-        const state = this.state.state;
-        if (state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'postcopy-paused') return;
-        const why = `the source closed the ${channel.kind} channel (${code}${reason ? `: ${reason}` : ''})`;
-        if (state !== 'postcopy-active' || error) {
-          this.fail(error ?? new MigrationFailedError(`${why} while the migration was ${state}`));
-          return;
-        }
-        // The guest runs here and some of its pages are still there: wait for
-        // the source to reconnect (it retries on its own) instead of losing them.
-        this.state.moveTo('postcopy-paused');
-        this.pages!.detach();
-        for (const c of [channels.control, channels.bulk, channels.urgent]) c.close(1001, 'connection lost; waiting for the source to resume');
-        this.log.warn({ reason: why }, 'postcopy paused: the connection to the source broke; vCPUs wait on missing pages until it reconnects');
-      });
+    const thread = this.threadServes ? this.faultThread : undefined;
+    this.pages!.attach(channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err))).catch((err: Error) => this.fail(err));
+    const closeAll = (code: number, reason: string): void => {
+      channels.control.close(code, reason);
+      channels.bulk.close(code, reason);
+      if (thread) thread.closeChannel(code, reason);
+      else channels.urgent.close(code, reason);
+    };
+    const lost = (kind: string, code: number, reason: string, error?: ProtocolError): void => {
+      if (this.incoming !== m) return;
+      const state = this.state.state;
+      if (state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'postcopy-paused') return;
+      const why = `the source closed the ${kind} channel (${code}${reason ? `: ${reason}` : ''})`;
+      if (state !== 'postcopy-active' || error) {
+        this.fail(error ?? new MigrationFailedError(`${why} while the migration was ${state}`));
+        return;
+      }
+      // The guest runs here and some of its pages are still there: wait for
+      // the source to reconnect (it retries on its own) instead of losing them.
+      this.state.moveTo('postcopy-paused');
+      this.pages!.detach();
+      closeAll(1001, 'connection lost; waiting for the source to resume');
+      this.log.warn({ reason: why }, 'postcopy paused: the connection to the source broke; vCPUs wait on missing pages until it reconnects');
+    };
+    for (const channel of thread ? [channels.control, channels.bulk] : [channels.control, channels.bulk, channels.urgent]) {
+      channel.onClose((code, reason, error) => lost(channel.kind, code, reason, error));
     }
+    thread?.onChannelClose((code, reason, error) => lost('urgent', code, reason, error));
   }
 
   /** The source came back after postcopy-paused: tell it what arrived, then it resumes. */

@@ -3,12 +3,18 @@
 // precopy pages and discards in control-channel order; faults become
 // requests; when every page is present it unregisters the range, tells the
 // source (`complete`) and moves the migration to completed.
+//
+// With a fault thread (the kernel backend), faults, requests and urgent
+// pages are that thread's: this one hands it the urgent channel and places
+// bulk and precopy pages into the same received-pages bitmap.
 import type { Logger } from '../log.ts';
 import type { ChannelSet } from '../protocol/listener.ts';
 import type { ControlMessage, Message, Recover } from '../protocol/messages.ts';
 import type { MigrationStateMachine } from '../protocol/state.ts';
+import type { PageBitmap } from '../protocol/page-bitmap.ts';
 import { BulkIntake } from './bulk-intake.ts';
 import { FaultHandler } from './fault-handler.ts';
+import type { FaultThread } from './fault-thread.ts';
 import { PagePlacer } from './page-placer.ts';
 import type { FaultEvent, FaultSource, PlacementRegion, PlacementUffd } from './uffd-port.ts';
 
@@ -20,6 +26,9 @@ export interface IncomingPagesOptions {
   readonly log: Logger;
   /** Bulk frames queued before the bulk socket is paused (default 16). */
   readonly bulkQueueFrames?: number;
+  /** Serves faults and urgent pages; shares `received` with the placer here. */
+  readonly faultThread?: FaultThread;
+  readonly received?: PageBitmap;
 }
 
 export class IncomingPages {
@@ -31,6 +40,7 @@ export class IncomingPages {
 
   constructor(private readonly options: IncomingPagesOptions) {
     this.placer = new PagePlacer(options);
+    options.faultThread?.onAllPresent(() => this.checkComplete());
     this.faults = new FaultHandler({
       placer: this.placer,
       uffd: options.uffd,
@@ -55,18 +65,28 @@ export class IncomingPages {
     return { frames: this.intake?.highestQueued ?? 0, bytes: this.intake?.highestQueuedBytes ?? 0 };
   }
 
-  /** Channels of a (re)established connection; control messages other than pages and discards go to `onControl`. */
-  attach(channels: ChannelSet, onControl: (m: ControlMessage) => void): void {
+  /**
+   * Channels of a (re)established connection; control messages other than
+   * pages and discards go to `onControl`. Resolves once a fault thread holds
+   * the urgent channel.
+   */
+  async attach(channels: ChannelSet, onControl: (m: ControlMessage) => void): Promise<void> {
     this.channels = channels;
-    this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16);
+    const thread = this.options.faultThread;
+    // Without urgent pages to let through between them, bulk frames need no pacing.
+    this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16, thread ? 16 : 2);
     const intake = this.intake;
-    channels.urgent.onMessage((m) => {
-      if (m.type === 'pages' || m.type === 'zero-run') this.place(m);
-    });
     channels.bulk.onMessage((m) => {
       if (m.type === 'pages' || m.type === 'zero-run') intake.push(m);
     });
     channels.control.onMessage((m) => this.control(m, onControl));
+    if (thread) {
+      await thread.adopt(channels.urgent);
+      return;
+    }
+    channels.urgent.onMessage((m) => {
+      if (m.type === 'pages' || m.type === 'zero-run') this.place(m);
+    });
   }
 
   /** The connection broke: forget the channels, keep every page and every waiting fault. */
@@ -76,11 +96,18 @@ export class IncomingPages {
     this.channels = undefined;
   }
 
-  /** Feeds missing-page faults from the userfaultfd into the fault handler; returns the unsubscribe. */
+  /**
+   * Feeds missing-page faults from the userfaultfd into the fault handler (or
+   * the fault thread, for the few this thread reads while retrying a
+   * placement); returns the unsubscribe.
+   */
   watch(source: FaultSource): () => void {
+    const thread = this.options.faultThread;
     const listener = (batch: readonly { readonly type: string }[]): void => {
       for (const e of batch) {
-        if (e.type === 'pagefault' && !(e as FaultEvent).wp) this.faults.handleFault(e as FaultEvent);
+        if (e.type !== 'pagefault' || (e as FaultEvent).wp) continue;
+        if (thread) thread.forward(e as FaultEvent);
+        else this.faults.handleFault(e as FaultEvent);
       }
     };
     source.on('events', listener);
@@ -92,9 +119,9 @@ export class IncomingPages {
     return { type: 'recover', received: this.placer.received.encode() };
   }
 
-  /** The source applied our bitmap: ask again for what the vCPUs still wait on. */
+  /** The source applied our bitmap: ask again for what the vCPUs still wait on (a fault thread does on its own). */
   resumed(): void {
-    this.faults.resendOutstanding();
+    if (!this.options.faultThread) this.faults.resendOutstanding();
     this.checkComplete();
   }
 

@@ -17,6 +17,8 @@ export interface PagePlacerOptions {
   readonly region: PlacementRegion;
   readonly pageSize: number;
   readonly log: Logger;
+  /** The received-pages set, when another thread (the fault thread) places into the same RAM. */
+  readonly received?: PageBitmap;
 }
 
 export interface PlacerFigures {
@@ -54,14 +56,14 @@ export class PagePlacer {
     this.uffd = options.uffd;
     this.region = options.region;
     this.pageSize = options.pageSize;
-    this.received = new PageBitmap(Math.floor(options.region.length / options.pageSize));
+    this.received = options.received ?? new PageBitmap(Math.floor(options.region.length / options.pageSize));
   }
 
   get allPresent(): boolean {
     return this.received.full;
   }
 
-  /** Called after each run of pages becomes present (and its waiters were woken). */
+  /** Called after each run of pages arrives and is present (placed here and its waiters woken, or present already). */
   onPlaced(listener: (start: number, count: number) => void): void {
     this.placedListeners.push(listener);
   }
@@ -78,8 +80,12 @@ export class PagePlacer {
         continue;
       }
       const present = this.received.setRunLength(p, end - p);
-      if (frame.precopy) this.overwritePresent(frame, p, present);
-      else this.figures.duplicatePages += present;
+      if (frame.precopy) {
+        this.overwritePresent(frame, p, present);
+      } else {
+        this.figures.duplicatePages += present;
+        for (const l of this.placedListeners) l(p, present);
+      }
       p += present;
     }
   }

@@ -34,6 +34,7 @@ export class MigrationChannel {
   private messageHandler: ((m: Message) => void) | undefined;
   private readonly closeHandlers: ((code: number, reason: string, error?: ProtocolError) => void)[] = [];
   private failure: ProtocolError | undefined;
+  private released = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -42,6 +43,7 @@ export class MigrationChannel {
     this.kind = options.kind;
     ws.on('message', (data, isBinary) => this.receive(data, isBinary));
     ws.on('close', (code, reason) => {
+      if (this.released) return;
       for (const h of this.closeHandlers) h(code, reason.toString(), this.failure);
     });
     ws.on('error', (err) => options.log.warn({ channel: this.kind, err }, 'migration channel socket error'));
@@ -98,6 +100,12 @@ export class MigrationChannel {
     return this.ws.isPaused;
   }
 
+  /** Its socket now belongs to another thread (channel-handoff.ts): this object goes quiet for good. */
+  release(): void {
+    this.released = true;
+    this.messageHandler = undefined;
+  }
+
   /** Report `err` to the peer and close with its code. */
   fail(err: ProtocolError): void {
     if (this.failure) return;
@@ -114,7 +122,7 @@ export class MigrationChannel {
   }
 
   private receive(data: WebSocket.RawData, isBinary: boolean): void {
-    if (this.failure) return;
+    if (this.failure || this.released) return;
     let message: Message;
     try {
       if (!isBinary || !(data instanceof Buffer)) {

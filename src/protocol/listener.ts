@@ -141,7 +141,8 @@ export class MigrationListener {
     channel.established({ pageSize: hello.pageSize, ramBase: hello.ramBase, ramSize: hello.ramSize });
     channel.send({ type: 'welcome', channel: channel.kind, session: session.id, state: state.state });
     const { control, bulk, urgent } = session.channels;
-    if (control && bulk && urgent) {
+    // Open, not just present: the previous connection's channels (one of them handed to a fault thread) stay listed until replaced.
+    if (control?.open && bulk?.open && urgent?.open) {
       this.handler?.({ session: session.id, identity: session.identity, channels: { control, bulk, urgent }, resume: session.resume });
     }
   }

@@ -1,6 +1,8 @@
 // One bit per guest page: which pages the destination holds, or which the
 // source has sent. Also the wire encodings of that set for recovery (runs or
-// raw bits, whichever is smaller).
+// raw bits, whichever is smaller). The bits and their count live in shared
+// memory and change only through atomics, so a fault thread and the main
+// thread can place (or send) pages into the same set.
 import { pageIndex, type PageIndex } from './layout.ts';
 
 export type EncodedPageSet =
@@ -9,43 +11,52 @@ export type EncodedPageSet =
 
 export class PageBitmap {
   readonly pageCount: number;
+  /** The shared words: the bits, then one word counting them. Pass to `attach` in another thread. */
+  readonly buffer: SharedArrayBuffer;
   private readonly words: Uint32Array;
-  private setCount = 0;
+  private readonly counter: Int32Array;
 
-  constructor(pageCount: number) {
+  constructor(pageCount: number, buffer?: SharedArrayBuffer) {
     this.pageCount = pageCount;
-    this.words = new Uint32Array(Math.ceil(pageCount / 32));
+    const wordCount = Math.ceil(pageCount / 32);
+    this.buffer = buffer ?? new SharedArrayBuffer((wordCount + 1) * 4);
+    if (this.buffer.byteLength !== (wordCount + 1) * 4) {
+      throw new RangeError(`a bitmap of ${pageCount} pages needs ${(wordCount + 1) * 4} bytes, got ${this.buffer.byteLength}`);
+    }
+    this.words = new Uint32Array(this.buffer, 0, wordCount);
+    this.counter = new Int32Array(this.buffer, wordCount * 4, 1);
+  }
+
+  /** The same set, as another thread sees it. */
+  static attach(pageCount: number, buffer: SharedArrayBuffer): PageBitmap {
+    return new PageBitmap(pageCount, buffer);
   }
 
   get count(): number {
-    return this.setCount;
+    return Atomics.load(this.counter, 0);
   }
 
   get full(): boolean {
-    return this.setCount === this.pageCount;
+    return this.count === this.pageCount;
   }
 
   has(page: number): boolean {
-    return (this.words[page >>> 5] & (1 << (page & 31))) !== 0;
+    return (Atomics.load(this.words, page >>> 5) & (1 << (page & 31))) !== 0;
   }
 
   /** Sets a bit; returns whether it was clear before. */
   set(page: number): boolean {
-    const w = page >>> 5;
     const bit = 1 << (page & 31);
-    if ((this.words[w] & bit) !== 0) return false;
-    this.words[w] |= bit;
-    this.setCount++;
+    if ((Atomics.or(this.words, page >>> 5, bit) & bit) !== 0) return false;
+    Atomics.add(this.counter, 0, 1);
     return true;
   }
 
   /** Clears a bit; returns whether it was set before. */
   clear(page: number): boolean {
-    const w = page >>> 5;
     const bit = 1 << (page & 31);
-    if ((this.words[w] & bit) === 0) return false;
-    this.words[w] &= ~bit;
-    this.setCount--;
+    if ((Atomics.and(this.words, page >>> 5, ~bit) & bit) === 0) return false;
+    Atomics.sub(this.counter, 0, 1);
     return true;
   }
 
@@ -53,9 +64,10 @@ export class PageBitmap {
     for (let p = start; p < start + count; p++) this.set(p);
   }
 
+  /** Not atomic as a whole: only while no other thread changes the set. */
   clearAll(): void {
-    this.words.fill(0);
-    this.setCount = 0;
+    for (let w = 0; w < this.words.length; w++) Atomics.store(this.words, w, 0);
+    Atomics.store(this.counter, 0, 0);
   }
 
   /** The first clear page at or after `from`, wrapping around; undefined when full. */
@@ -85,7 +97,7 @@ export class PageBitmap {
     const runs: number[] = [];
     let p = 0;
     while (p < this.pageCount) {
-      if (this.words[p >>> 5] === 0 && (p & 31) === 0) {
+      if ((p & 31) === 0 && Atomics.load(this.words, p >>> 5) === 0) {
         p += 32;
         continue;
       }
@@ -105,7 +117,7 @@ export class PageBitmap {
     const runs = this.toRuns();
     // msgpack spends at most 5 bytes per run bound; raw bits cost pageCount/8.
     if (runs.length * 5 <= Math.ceil(this.pageCount / 8)) return { encoding: 'runs', runs };
-    const bytes = new Uint8Array(this.words.buffer, 0, Math.ceil(this.pageCount / 8));
+    const bytes = new Uint8Array(this.buffer, 0, Math.ceil(this.pageCount / 8));
     return { encoding: 'bits', bits: bytes.slice() };
   }
 
@@ -130,7 +142,7 @@ export class PageBitmap {
   private scanClear(from: number, to: number): PageIndex | undefined {
     let p = from;
     while (p < to) {
-      if ((p & 31) === 0 && this.words[p >>> 5] === 0xffffffff) {
+      if ((p & 31) === 0 && Atomics.load(this.words, p >>> 5) === 0xffffffff) {
         p += 32;
         continue;
       }

@@ -21,6 +21,11 @@ const BY_CODE: Record<string, new (message: string) => ProtocolError> = {
 };
 
 export function errorFromPeer(code: string, message: string): ProtocolError {
+  return errorOfCode(code, `the peer refused: ${message}`);
+}
+
+/** The error class `code` names, rebuilt on another thread (errors cross postMessage as plain data). */
+export function errorOfCode(code: string, message: string): ProtocolError {
   const Known = BY_CODE[code];
-  return Known ? new Known(`the peer refused: ${message}`) : new ProtocolPeerError(code, message);
+  return Known ? new Known(message) : new ProtocolPeerError(code, message);
 }

@@ -76,6 +76,8 @@ export interface NativeAddon {
   /** Non-blocking read of whole uffd_msg records into buffer: how many were read. */
   read(fd: number, buffer: ArrayBuffer): number;
   close(fd: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC): a second descriptor for the same open file (a socket handed to another thread). */
+  dup(fd: number): number;
   /** Watch fd on this thread's libuv loop; each wake-up drains into buffer and calls back. */
   pollStart(fd: number, buffer: ArrayBuffer, onMessages: (count: number, errno: string | null) => void): PollHandle;
   pollStop(handle: PollHandle): void;

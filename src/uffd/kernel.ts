@@ -65,6 +65,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   private readonly view = new DataView(this.messages);
   private readonly registered = new RangeSet();
   private readonly poll: PollHandle;
+  private watching = true;
   private fd: number;
 
   constructor(
@@ -90,6 +91,21 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
       return;
     }
     this.deliver(decodeMessages(this.view, count, this.native.constants, this.features.threadId));
+  }
+
+  /**
+   * Another thread reads the fault events from now on (a fault thread, as in
+   * QEMU): stop watching the fd here and return a duplicate of it for that
+   * thread's own KernelUserfaultfd. This one keeps placing pages. The
+   * userfaultfd ends only once both descriptors are closed.
+   */
+  handOverEvents(): number {
+    const fd = this.liveFd('handOverEvents');
+    if (this.watching) {
+      this.watching = false;
+      this.native.pollStop(this.poll);
+    }
+    return this.native.dup(fd);
   }
 
   private liveFd(doing: string): number {
@@ -224,11 +240,11 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   }
 
   unref(): void {
-    if (!this.closed) this.native.pollRef(this.poll, false);
+    if (this.watching && !this.closed) this.native.pollRef(this.poll, false);
   }
 
   ref(): void {
-    if (!this.closed) this.native.pollRef(this.poll, true);
+    if (this.watching && !this.closed) this.native.pollRef(this.poll, true);
   }
 
   // Regions with pages still missing are marked aborted *before* the fd is
@@ -245,7 +261,8 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
     }
     this.registered.clear();
     open.delete(this);
-    this.native.pollStop(this.poll);
+    if (this.watching) this.native.pollStop(this.poll);
+    this.watching = false;
     const fd = this.fd;
     this.fd = -1;
     this.native.close(fd);

@@ -181,6 +181,18 @@ static napi_value do_close(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* dup(2) with close-on-exec: lets another thread's event loop own a socket
+ * or userfaultfd while this thread closes its own descriptor. */
+static napi_value do_dup(napi_env env, napi_callback_info info) {
+  args_t a;
+  int fd;
+  CHECK(args_get(env, info, "dup(fd: number)", 1, &a));
+  CHECK(arg_fd(&a, 0, &fd));
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return throw_errno(env, errno, "dup");
+  return make_number(env, (double)copy);
+}
+
 static napi_status set_constant(napi_env env, napi_value obj, const char *name, double v) {
   return napi_set_named_property(env, obj, name, make_number(env, v));
 }
@@ -198,6 +210,7 @@ napi_status register_ioctls(napi_env env, napi_value exports) {
       {"writeProtect", NULL, write_protect, NULL, NULL, NULL, napi_enumerable, NULL},
       {"read", NULL, do_read, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, do_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dup", NULL, do_dup, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_status s = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   if (s != napi_ok) return s;

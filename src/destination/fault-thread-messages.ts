@@ -1,0 +1,47 @@
+// What the destination's main thread and its fault thread tell each other.
+import type { ChannelHandoff } from '../protocol/channel-handoff.ts';
+import type { MigrationState } from '../protocol/state.ts';
+import type { AccessPath, UffdFeatures } from '../uffd/userfaultfd.ts';
+import type { FaultFigures } from './fault-handler.ts';
+import type { LatencySummary } from './fault-stats.ts';
+import type { PlacerFigures } from './page-placer.ts';
+import type { FaultEvent } from './uffd-port.ts';
+
+export interface FaultThreadData {
+  /** A duplicate of the userfaultfd, for this thread alone to read. */
+  readonly uffdFd: number;
+  readonly path: AccessPath;
+  readonly features: UffdFeatures;
+  readonly regionAddress: number;
+  readonly regionLength: number;
+  readonly pageSize: number;
+  /** The received-pages bitmap the main thread's placer also writes. */
+  readonly received: SharedArrayBuffer;
+  readonly state: MigrationState;
+  readonly logLevel: string;
+}
+
+export type ToFaultThread =
+  | { readonly type: 'serve'; readonly data: FaultThreadData }
+  | { readonly type: 'channel'; readonly handoff: ChannelHandoff }
+  | { readonly type: 'close-channel'; readonly code: number; readonly reason: string }
+  | { readonly type: 'state'; readonly state: MigrationState }
+  /** A fault the main thread read itself (draining on EAGAIN). */
+  | { readonly type: 'fault'; readonly event: FaultEvent }
+  | { readonly type: 'figures' };
+
+export interface FaultThreadFigures {
+  readonly faults: FaultFigures;
+  readonly placer: PlacerFigures;
+  readonly latencyUs: LatencySummary;
+  readonly blocktimeMs: number;
+}
+
+export type FromFaultThread =
+  /** Its modules are loaded: it can serve at once. */
+  | { readonly type: 'loaded' }
+  | { readonly type: 'all-present' }
+  | { readonly type: 'channel-closed'; readonly code: number; readonly reason: string; readonly error?: { readonly code: string; readonly message: string } }
+  | { readonly type: 'figures'; readonly figures: FaultThreadFigures }
+  | { readonly type: 'failed'; readonly message: string }
+  | { readonly type: 'log'; readonly line: string };

@@ -1,0 +1,176 @@
+// The main thread's handle on the destination's fault thread (fault-worker.ts):
+// starts it while the destination waits (its modules take a while to load),
+// then has it serve a duplicate of the userfaultfd, hands it each urgent
+// channel, mirrors the migration state into it, relays its log lines, and
+// fetches its figures.
+import type { Worker } from 'node:worker_threads';
+import type { Logger } from '../log.ts';
+import type { MigrationChannel } from '../protocol/channel.ts';
+import { releaseChannel } from '../protocol/channel-handoff.ts';
+import type { ProtocolError } from '../protocol/errors.ts';
+import { errorOfCode } from '../protocol/peer-error.ts';
+import { maxPageFrameBytes } from '../protocol/page-frame.ts';
+import type { PageBitmap } from '../protocol/page-bitmap.ts';
+import type { MigrationState } from '../protocol/state.ts';
+import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
+import type { KernelUserfaultfd } from '../uffd/kernel.ts';
+import { startWorker } from '../worker.ts';
+import { relayLogLine } from '../worker-log.ts';
+import type { FaultThreadData, FaultThreadFigures, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
+import type { FaultEvent } from './uffd-port.ts';
+
+export interface ServeOptions {
+  readonly uffd: KernelUserfaultfd;
+  readonly regionAddress: number;
+  readonly regionLength: number;
+  readonly pageSize: number;
+  readonly received: PageBitmap;
+  readonly state: MigrationState;
+}
+
+export type ChannelCloseHandler = (code: number, reason: string, error?: ProtocolError) => void;
+
+export class FaultThread {
+  private readonly worker: Worker;
+  private readonly loadedPromise: Promise<void>;
+  private pageSize = 0;
+  private allPresentHandler: (() => void) | undefined;
+  private closeHandler: ChannelCloseHandler | undefined;
+  private failHandler: ((err: Error) => void) | undefined;
+  private pendingFigures: ((f: FaultThreadFigures) => void)[] = [];
+  private lastFigures: FaultThreadFigures | undefined;
+  private exited = false;
+
+  constructor(private readonly log: Logger) {
+    this.worker = startWorker(new URL('./fault-worker.ts', import.meta.url), null, { name: 'fault' });
+    // Idle until it serves, it must not keep a destination that gave up from exiting.
+    this.worker.unref();
+    this.loadedPromise = new Promise((resolve) => {
+      const onLoaded = (m: FromFaultThread): void => {
+        if (m.type !== 'loaded') return;
+        this.worker.off('message', onLoaded);
+        resolve();
+      };
+      this.worker.on('message', onLoaded);
+      this.worker.once('exit', () => resolve());
+    });
+    this.worker.on('message', (m: FromFaultThread) => this.onMessage(m));
+    this.worker.once('error', (err) => this.failHandler?.(err));
+    this.worker.once('exit', (code) => {
+      this.exited = true;
+      for (const resolve of this.pendingFigures) resolve(this.lastFigures ?? emptyFigures());
+      this.pendingFigures = [];
+      if (code !== 0 && code !== 1) this.failHandler?.(new Error(`the fault thread exited with code ${code}`));
+    });
+  }
+
+  /** Resolves once its modules are loaded (or it exited). */
+  loaded(): Promise<void> {
+    return this.loadedPromise;
+  }
+
+  /** From now on the fault thread reads this userfaultfd's events; this thread only places pages with it. */
+  serve(options: ServeOptions): void {
+    this.pageSize = options.pageSize;
+    const data: FaultThreadData = {
+      uffdFd: options.uffd.handOverEvents(),
+      path: options.uffd.path,
+      features: options.uffd.features,
+      regionAddress: options.regionAddress,
+      regionLength: options.regionLength,
+      pageSize: options.pageSize,
+      received: options.received.buffer,
+      state: options.state,
+      logLevel: this.log.level,
+    };
+    this.worker.ref();
+    this.post({ type: 'serve', data });
+  }
+
+  onAllPresent(handler: () => void): void {
+    this.allPresentHandler = handler;
+  }
+
+  /** The urgent channel closed on the fault thread; `error` is set when it closed it for a protocol error. */
+  onChannelClose(handler: ChannelCloseHandler): void {
+    this.closeHandler = handler;
+  }
+
+  onFailure(handler: (err: Error) => void): void {
+    this.failHandler = handler;
+  }
+
+  /** Hands an established, quiet urgent channel to the fault thread; this thread must not use it again. */
+  async adopt(channel: MigrationChannel): Promise<void> {
+    const maxPayload = Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(this.pageSize));
+    this.post({ type: 'channel', handoff: await releaseChannel(channel, 'destination', maxPayload) });
+  }
+
+  closeChannel(code: number, reason: string): void {
+    this.post({ type: 'close-channel', code, reason });
+  }
+
+  setState(state: MigrationState): void {
+    this.post({ type: 'state', state });
+  }
+
+  /** A fault this thread happened to read: the fault thread requests its page. */
+  forward(event: FaultEvent): void {
+    this.post({ type: 'fault', event });
+  }
+
+  figures(): Promise<FaultThreadFigures> {
+    if (this.exited) return Promise.resolve(this.lastFigures ?? emptyFigures());
+    return new Promise((resolve) => {
+      this.pendingFigures.push(resolve);
+      this.post({ type: 'figures' });
+    });
+  }
+
+  /** The figures last fetched by figures(). */
+  get latestFigures(): FaultThreadFigures | undefined {
+    return this.lastFigures;
+  }
+
+  /** Ends the thread and closes its descriptor of the userfaultfd. */
+  async close(): Promise<void> {
+    if (!this.exited) await this.worker.terminate();
+  }
+
+  private post(m: ToFaultThread): void {
+    if (!this.exited) this.worker.postMessage(m);
+  }
+
+  private onMessage(m: FromFaultThread): void {
+    switch (m.type) {
+      case 'loaded':
+        break;
+      case 'all-present':
+        this.allPresentHandler?.();
+        break;
+      case 'channel-closed':
+        this.closeHandler?.(m.code, m.reason, m.error ? errorOfCode(m.error.code, m.error.message) : undefined);
+        break;
+      case 'figures':
+        this.lastFigures = m.figures;
+        for (const resolve of this.pendingFigures.splice(0)) resolve(m.figures);
+        break;
+      case 'failed':
+        this.failHandler?.(new Error(m.message));
+        break;
+      case 'log':
+        relayLogLine(this.log, m.line);
+        break;
+    }
+  }
+
+}
+
+function emptyFigures(): FaultThreadFigures {
+  return {
+    faults: { faults: 0, dedupedFaults: 0, lateFaults: 0, requests: 0, requestedPages: 0 },
+    placer: { placedPages: 0, zeroPages: 0, duplicatePages: 0, overwrittenPages: 0, discardedPages: 0, existedPages: 0, copyIoctls: 0, zeropageIoctls: 0 },
+    latencyUs: { p50: 0, p90: 0, p99: 0, max: 0, count: 0 },
+    blocktimeMs: 0,
+  };
+}

@@ -1,0 +1,131 @@
+// The destination's fault thread: reads the userfaultfd, asks the source for
+// each missing page on the urgent channel and places the answer, so a vCPU's
+// fault never waits for the main thread, which is busy with the background
+// push and its garbage. Its placer shares the received-pages bitmap with the
+// main thread's: whichever places a page first wins, the other gets EEXIST.
+// Started while the destination waits for a source, it loads its modules
+// then, and serves once told the guest's RAM and userfaultfd.
+import { parentPort } from 'node:worker_threads';
+import type { MigrationChannel } from '../protocol/channel.ts';
+import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
+import { PageBitmap } from '../protocol/page-bitmap.ts';
+import type { MigrationState } from '../protocol/state.ts';
+import { KernelUserfaultfd } from '../uffd/kernel.ts';
+import { threadLogger } from '../worker-log.ts';
+import { FaultHandler } from './fault-handler.ts';
+import type { FaultThreadData, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
+import { PagePlacer } from './page-placer.ts';
+import type { FaultEvent, PlacementRegion } from './uffd-port.ts';
+
+const port = parentPort!;
+const post = (m: FromFaultThread): void => port.postMessage(m);
+
+interface Served {
+  readonly faults: FaultHandler;
+  readonly placer: PagePlacer;
+  adopt(handoff: ChannelHandoff): void;
+  closeChannel(code: number, reason: string): void;
+  setState(state: MigrationState): void;
+}
+
+// Everything the thread does once the main thread knows the guest's RAM and userfaultfd.
+function serve(data: FaultThreadData): Served {
+  // Log lines go to the main thread's logger: one stream, one format.
+  const log = threadLogger(data.logLevel, 'fault', (line) => post({ type: 'log', line }));
+  let state: MigrationState = data.state;
+  let urgent: MigrationChannel | undefined;
+
+  const uffd = new KernelUserfaultfd(data.uffdFd, data.path, data.features, log);
+  // Urgent frames are postcopy frames (the codec refuses precopy ones there),
+  // so this placer never touches RAM directly: only through the userfaultfd.
+  const region: PlacementRegion = {
+    address: data.regionAddress,
+    length: data.regionLength,
+    bytes: () => {
+      throw new Error('the fault thread never reads guest RAM');
+    },
+    discard: () => {
+      throw new Error('discards are applied by the main thread');
+    },
+  };
+  const received = PageBitmap.attach(Math.floor(data.regionLength / data.pageSize), data.received);
+  const placer = new PagePlacer({ uffd, region, pageSize: data.pageSize, log, received });
+  const faults = new FaultHandler({
+    placer,
+    uffd,
+    regionAddress: data.regionAddress,
+    pageSize: data.pageSize,
+    log,
+    request: (pages) => {
+      // Before the guest runs here, and while paused, requests wait: entering postcopy-active sends them all.
+      if (state !== 'postcopy-active' || !urgent?.open) return false;
+      urgent.send({ type: 'page-request', pages });
+      return true;
+    },
+  });
+
+  uffd.on('events', (batch) => {
+    for (const e of batch) if (e.type === 'pagefault' && !(e as FaultEvent).wp) faults.handleFault(e as FaultEvent);
+  });
+  uffd.on('error', (err: Error) => post({ type: 'failed', message: `the fault thread cannot read the userfaultfd: ${err.message}` }));
+
+  return {
+    faults,
+    placer,
+    adopt(handoff) {
+      const channel = adoptChannel(handoff, () => state, log);
+      urgent = channel;
+      channel.onMessage((m) => {
+        if (m.type !== 'pages' && m.type !== 'zero-run') return;
+        const wasFull = received.full;
+        placer.place(m);
+        if (!wasFull && received.full) post({ type: 'all-present' });
+      });
+      channel.onClose((code, reason, error) => {
+        if (urgent === channel) urgent = undefined;
+        post({ type: 'channel-closed', code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
+      });
+    },
+    closeChannel(code, reason) {
+      urgent?.close(code, reason);
+    },
+    setState(next) {
+      const before = state;
+      state = next;
+      if (state === 'postcopy-active' && before !== 'postcopy-active') faults.resendOutstanding();
+    },
+  };
+}
+
+let served: Served | undefined;
+
+port.on('message', (m: ToFaultThread) => {
+  if (m.type === 'serve') {
+    served = serve(m.data);
+    return;
+  }
+  if (!served) return;
+  switch (m.type) {
+    case 'channel':
+      served.adopt(m.handoff);
+      break;
+    case 'close-channel':
+      served.closeChannel(m.code, m.reason);
+      break;
+    case 'state':
+      served.setState(m.state);
+      break;
+    case 'fault':
+      served.faults.handleFault(m.event);
+      break;
+    case 'figures': {
+      const { faults, placer } = served;
+      post({
+        type: 'figures',
+        figures: { faults: faults.figures, placer: placer.figures, latencyUs: faults.stats.summary(), blocktimeMs: faults.stats.blocktimeMs },
+      });
+      break;
+    }
+  }
+});
+post({ type: 'loaded' });

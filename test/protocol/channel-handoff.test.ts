@@ -1,0 +1,89 @@
+// The urgent channel's socket moves to another thread after the handshake
+// (channel-handoff.ts leans on ws internals): after release and adoption both
+// directions still carry validated messages, masked as each role must, and
+// a channel with unread bytes refuses to move.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { generateSessionId } from '../../src/protocol/auth.ts';
+import { adoptChannel, releaseChannel } from '../../src/protocol/channel-handoff.ts';
+import type { MigrationChannel } from '../../src/protocol/channel.ts';
+import { connectMigration } from '../../src/protocol/connect.ts';
+import { ProtocolStateError } from '../../src/protocol/errors.ts';
+import { MigrationListener, type ChannelSet } from '../../src/protocol/listener.ts';
+import type { Message, MachineIdentity } from '../../src/protocol/messages.ts';
+import { encodePages, maxPageFrameBytes } from '../../src/protocol/page-frame.ts';
+import { pageIndex } from '../../src/protocol/layout.ts';
+import { MigrationStateMachine } from '../../src/protocol/state.ts';
+import { MAX_CONTROL_BYTES } from '../../src/protocol/version.ts';
+import { memoryLog } from './log-sink.ts';
+
+const identity: MachineIdentity = { pageSize: 4096, ramBase: 0x8000_0000, ramSize: 64 * 4096, vcpus: 1, imageSha256: 'b'.repeat(64) };
+
+function nextMessage(channel: MigrationChannel): Promise<Message> {
+  return new Promise((resolve) => channel.onMessage(resolve));
+}
+
+describe('moving the urgent channel to another owner', () => {
+  const { log } = memoryLog('warn');
+  let listener: MigrationListener;
+  let source: ChannelSet;
+  let destination: ChannelSet;
+
+  beforeEach(async () => {
+    const destState = new MigrationStateMachine();
+    listener = await MigrationListener.listen({ token: 'x'.repeat(32), pageSize: 4096, state: destState, log });
+    const incoming = new Promise<ChannelSet>((resolve) => listener.onMigration((m) => resolve(m.channels)));
+    source = await connectMigration({
+      url: `ws://127.0.0.1:${listener.port}`,
+      token: 'x'.repeat(32),
+      session: generateSessionId(),
+      identity,
+      state: new MigrationStateMachine(),
+      log,
+    });
+    destination = await incoming;
+  });
+
+  afterEach(async () => {
+    for (const c of Object.values(source)) c.close();
+    await listener.close();
+  });
+
+  it('carries page requests and pages both ways after both ends moved, and the old objects stay quiet', async () => {
+    const destHandoff = await releaseChannel(destination.urgent, 'destination', Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(4096)));
+    const sourceHandoff = await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES);
+    let oldClosed = false;
+    destination.urgent.onClose(() => (oldClosed = true));
+    source.urgent.onClose(() => (oldClosed = true));
+    const dest = adoptChannel(destHandoff, () => 'postcopy-active', log);
+    const src = adoptChannel(sourceHandoff, () => 'postcopy-active', log);
+
+    const request = nextMessage(src);
+    dest.send({ type: 'page-request', pages: [pageIndex(7), pageIndex(9)] });
+    expect(await request).toMatchObject({ type: 'page-request', pages: [7, 9] });
+
+    const bytes = new Uint8Array(4096).fill(0xa5);
+    const page = nextMessage(dest);
+    src.sendBytes(encodePages(pageIndex(7), 1, bytes));
+    const arrived = await page;
+    expect(arrived).toMatchObject({ type: 'pages', start: 7, count: 1 });
+    expect(Buffer.compare((arrived as { payload: Uint8Array }).payload, bytes)).toBe(0);
+
+    const closed = new Promise<number>((resolve) => dest.onClose((code) => resolve(code)));
+    src.close(1000, 'done');
+    expect(await closed).toBe(1000);
+    expect(oldClosed).toBe(false);
+  });
+
+  it('refuses to move a channel with bytes it has not read', async () => {
+    destination.urgent.pause();
+    const socket = (destination.urgent.ws as unknown as { _socket: { readableLength: number } })._socket;
+    source.urgent.sendBytes(encodePages(pageIndex(1), 1, new Uint8Array(4096)));
+    while (socket.readableLength === 0) await new Promise((resolve) => setImmediate(resolve));
+    const err = await releaseChannel(destination.urgent, 'destination', MAX_CONTROL_BYTES).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ProtocolStateError);
+    expect((err as Error).message).toMatch(/bytes arrived before the handover/);
+  });
+});

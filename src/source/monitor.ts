@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { MigrationCancelledError, MonitorCommandError } from './errors.ts';
 import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from './migration-info.ts';
 import { OutgoingMigration } from './outgoing-migration.ts';
+import { RequestThread } from './request-thread.ts';
 
 export interface MigrateRequest {
   /** ws://host:port of the destination. */
@@ -42,12 +43,15 @@ export const MIGRATE_DEFAULTS = { mode: 'postcopy', downtimeLimitMs: 300, maxRou
 
 export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: [] }> {
   private migration: OutgoingMigration | undefined;
+  /** Started ahead of the migration that will use it up: its modules take a while to load. */
+  private requests: RequestThread | undefined;
   private last: MigrationInfo | undefined;
   private migratedAway = false;
   private endWaiters: ((info: MigrationInfo) => void)[] = [];
 
   constructor(private readonly options: MonitorOptions) {
     super();
+    this.requests = new RequestThread(options.log);
   }
 
   /** `migrate URL`: starts a migration in the background; its progress is `info migrate`. */
@@ -56,6 +60,8 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
     if (this.migratedAway) throw new MonitorCommandError('the guest already migrated away; nothing is left to migrate');
     const req = checkMigrateRequest(request);
     const { machine, log } = this.options;
+    const requests = this.requests ?? new RequestThread(log);
+    this.requests = undefined;
     const migration = new OutgoingMigration({
       machine,
       url: req.to,
@@ -65,12 +71,14 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       maxRounds: req.maxRounds,
       hybridRounds: req.hybridRounds,
       disk: this.options.disk,
+      requests,
       log,
     });
     this.migration = migration;
     void this.drive(migration, req.afterInstructions).finally(() => {
       this.last = migration.info();
       this.migration = undefined;
+      if (!this.migratedAway) this.requests = new RequestThread(log);
       for (const w of this.endWaiters.splice(0)) w(this.last);
       if (this.migratedAway) this.emit('completed', this.last);
     });

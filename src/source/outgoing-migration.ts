@@ -16,13 +16,13 @@ import type { Logger } from '../log.ts';
 import { generateSessionId } from '../protocol/auth.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { connectMigration } from '../protocol/connect.ts';
-import type { ChannelSet } from '../protocol/listener.ts';
 import type { ControlMessage, MachineIdentity, Message } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
 import { PAGE_SIZE } from '../uffd/pages.ts';
 import { MigrationCancelledError, MigrationFailedError } from './errors.ts';
 import type { MigrationInfo, MigrationMode, TransferredState } from './migration-info.ts';
 import { PageServer } from './page-server.ts';
+import type { RequestThread, SourceChannels } from './request-thread.ts';
 
 export interface OutgoingMigrationOptions {
   readonly machine: Machine;
@@ -40,6 +40,8 @@ export interface OutgoingMigrationOptions {
   readonly disk?: string;
   /** After the connection breaks in postcopy, how long to keep trying to reconnect (default 120 s). */
   readonly recoveryMs?: number;
+  /** Answers page requests; started ahead, as its modules take a while to load. The migration ends it. */
+  readonly requests: RequestThread;
   readonly log: Logger;
 }
 
@@ -50,7 +52,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private readonly options: OutgoingMigrationOptions;
   private readonly log: Logger;
   private server: PageServer | undefined;
-  private channels: ChannelSet | undefined;
+  private channels: SourceChannels | undefined;
   private readonly session = generateSessionId();
   private startedAt = performance.now();
   private setupMs = 0;
@@ -102,19 +104,15 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     const { machine, mode } = this.options;
     this.startedAt = performance.now();
     try {
-      const channels = await connectMigration({
-        url: this.options.url,
-        token: this.options.token,
-        session: this.session,
-        identity: this.identity(),
-        state: this.state,
-        log: this.log,
-      });
-      this.channels = channels;
       const server = new PageServer({ ram: machine.ram.bytes(), pageSize: PAGE_SIZE, log: this.log });
       this.server = server;
-      server.attach(channels);
       const done = this.watch();
+      const { requests } = this.options;
+      requests.onFailure((err) => this.broken?.(err));
+      requests.serve({ ram: machine.ram.handle, share: server.requestShare, state: this.state });
+      const channels = await this.connect(false);
+      this.channels = channels;
+      server.attach(channels);
       this.listen(channels, server);
       await this.awaitReply('ready');
       this.setupMs = performance.now() - this.startedAt;
@@ -139,8 +137,24 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     } finally {
       this.server?.stop();
       const c = this.channels;
-      if (c) for (const ch of [c.control, c.bulk, c.urgent]) ch.close(1000, 'migration over');
+      if (c) for (const ch of [c.control, c.bulk]) ch.close(1000, 'migration over');
+      // Not awaited: the figures are final now; the thread ends once its channel has closed, and the process can exit.
+      void this.options.requests.stop(1000, 'migration over');
     }
+  }
+
+  /** Connects all three channels and gives urgent to the request thread before this thread can read it. */
+  private async connect(resume: boolean): Promise<SourceChannels> {
+    const channels = await connectMigration({
+      url: this.options.url,
+      token: this.options.token,
+      session: this.session,
+      resume,
+      identity: this.identity(),
+      state: this.state,
+      log: this.log,
+    });
+    return { control: channels.control, bulk: channels.bulk, urgent: this.options.requests.adopt(channels.urgent) };
   }
 
   /** What the destination checks in the handshake, on the first connection and on every reconnect. */
@@ -191,11 +205,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     return result;
   }
 
-  // Every control message the destination may send on this connection lands in onControl; page requests arrive on urgent.
-  private listen(channels: ChannelSet, server: PageServer): void {
-    channels.urgent.onMessage((m: Message) => {
-      if (m.type === 'page-request' && this.state.state === 'postcopy-active') server.request(m.pages);
-    });
+  // Every control message the destination may send on this connection lands in onControl; page requests go to the request thread.
+  private listen(channels: SourceChannels, server: PageServer): void {
     channels.control.onMessage((m: Message) => this.onControl(m as ControlMessage));
     for (const c of [channels.control, channels.bulk, channels.urgent]) {
       c.onClose((code, reason, error) => {
@@ -227,15 +238,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     let lastError: Error | undefined;
     while (performance.now() < deadline && this.state.state === 'postcopy-paused') {
       try {
-        const channels = await connectMigration({
-          url: this.options.url,
-          token: this.options.token,
-          session: this.session,
-          resume: true,
-          identity: this.identity(),
-          state: this.state,
-          log: this.log,
-        });
+        const channels = await this.connect(true);
         this.channels = channels;
         this.listen(channels, server);
         this.log.info({ url: this.options.url }, 'reconnected to the destination; waiting for its list of received pages');
@@ -369,6 +372,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private async switchover(server: PageServer, discard: number[]): Promise<void> {
     const { machine } = this.options;
     const control = this.channels!.control;
+    // Before the vCPUs stop: once the guest runs on the destination, its faults must not wait for this thread's start-up.
+    await this.options.requests.loaded();
     this.checkCancelled();
     const stoppedAt = performance.now();
     const times = await machine.pause();

@@ -10,6 +10,7 @@ import type { ControlMessage } from '../../src/protocol/messages.ts';
 import { PageBitmap } from '../../src/protocol/page-bitmap.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
 import { PageServer, type PageServerOptions } from '../../src/source/page-server.ts';
+import { RequestThread, type SourceChannels } from '../../src/source/request-thread.ts';
 import { allocateRegion, type Backend, type GuestRegion } from '../../src/uffd/region.ts';
 import { openUserfaultfd } from '../../src/uffd/open.ts';
 import type { Userfaultfd } from '../../src/uffd/userfaultfd.ts';
@@ -27,7 +28,7 @@ export interface PairOptions {
 export interface Pair {
   readonly ram: Uint8Array;
   readonly server: PageServer;
-  readonly source: ChannelSet;
+  readonly source: SourceChannels;
   readonly destChannels: ChannelSet;
   readonly sourceState: MigrationStateMachine;
   readonly region: GuestRegion;
@@ -75,16 +76,24 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     if (resume) channels.control.send(incoming.recoverMessage());
   });
 
-  const ram = patternRam(options.pages);
+  // Shared, so the request thread reads the same bytes the tests write.
+  const ramBuffer = new SharedArrayBuffer(options.pages * PAGE);
+  const ram = new Uint8Array(ramBuffer);
+  ram.set(patternRam(options.pages));
   const sourceState = new MigrationStateMachine();
   const session = generateSessionId();
   const server = new PageServer({ ram, pageSize: PAGE, log, ...options.server });
+  const requests = new RequestThread(log);
+  requests.serve({ ram: { kind: 'shared', buffer: ramBuffer }, share: server.requestShare, state: sourceState });
+  requests.onFailure((err) => {
+    throw err;
+  });
   const acks: ((of: string) => void)[] = [];
   let complete: (pages: number) => void = () => undefined;
   const completed = new Promise<number>((resolve) => (complete = resolve));
   let recovered: () => void = () => undefined;
 
-  const connect = async (resume: boolean): Promise<ChannelSet> => {
+  const connect = async (resume: boolean): Promise<SourceChannels> => {
     const channels = await connectMigration({
       url: `ws://127.0.0.1:${listener.port}`,
       token,
@@ -94,9 +103,7 @@ export async function startPair(options: PairOptions): Promise<Pair> {
       state: sourceState,
       log,
     });
-    channels.urgent.onMessage((m) => {
-      if (m.type === 'page-request' && sourceState.state === 'postcopy-active') server.request(m.pages);
-    });
+    const urgent = requests.adopt(channels.urgent);
     channels.control.onClose(() => {
       if (sourceState.state === 'postcopy-active') sourceState.moveTo('postcopy-paused');
       server.detach();
@@ -117,9 +124,10 @@ export async function startPair(options: PairOptions): Promise<Pair> {
       }
     });
     if (!resume) server.attach(channels);
-    return channels;
+    return { control: channels.control, bulk: channels.bulk, urgent };
   };
   let source = await connect(false);
+  await requests.loaded();
 
   const workers = new Set<Worker>();
   return {
@@ -140,7 +148,8 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     completed,
     async breakConnection() {
       const closed = [source.control, destChannels?.control].map((c) => new Promise<void>((resolve) => c?.onClose(() => resolve())));
-      for (const c of Object.values(source)) c.ws.terminate();
+      for (const c of [source.control, source.bulk]) c.ws.terminate();
+      source.urgent.close(1001, 'connection broken');
       await Promise.all(closed);
     },
     async reconnect() {
@@ -164,7 +173,8 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     },
     async close() {
       server.stop();
-      for (const c of Object.values(source)) c.close();
+      for (const c of [source.control, source.bulk]) c.close();
+      await requests.stop(1000, 'test over');
       await listener.close();
       uffd.close();
       await Promise.all([...workers].map((w) => w.terminate()));

@@ -1,0 +1,58 @@
+// Puts a run of pages on a channel as one frame, for the bulk push, precopy
+// rounds and the request thread alike: data pages are copied into a reused
+// buffer, zero pages travel as a marker. The run is marked sent and counted
+// before the frame leaves, so neither the sent set nor the figures ever lag
+// what the destination may already hold, whichever thread sent it.
+import { pageIndex } from '../protocol/layout.ts';
+import type { PageBitmap } from '../protocol/page-bitmap.ts';
+import { encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
+import type { SendWindow } from './send-window.ts';
+import type { TransferCounters } from './transfer-counters.ts';
+import { isZeroPage } from './zero-page.ts';
+
+export interface FrameSenderOptions {
+  /** Source guest RAM; read, never written. */
+  readonly ram: Uint8Array;
+  readonly pageSize: number;
+  /** The most pages a data frame of this sender holds (sizes its buffers). */
+  readonly maxPagesPerFrame: number;
+  /** Pages the destination holds or has on the way. */
+  readonly sent: PageBitmap;
+  readonly counters: TransferCounters;
+}
+
+export class FrameSender {
+  /** Frame buffers whose frames were written: reused for the next data frames. */
+  private readonly spareFrames: Buffer[] = [];
+
+  constructor(private readonly options: FrameSenderOptions) {}
+
+  isZero(page: number): boolean {
+    return isZeroPage(this.pageBytes(page, 1));
+  }
+
+  /** `count` pages from `start`, all zero or all not (`zero` says which). */
+  send(window: SendWindow, start: number, count: number, zero: boolean, precopy: boolean): void {
+    const { sent, counters } = this.options;
+    let frame: Buffer;
+    let written: (() => void) | undefined;
+    if (zero) {
+      frame = encodeZeroRun(pageIndex(start), count, precopy);
+    } else {
+      // Reused once written: a fresh buffer per frame made the garbage
+      // collector stop this thread every few tens of milliseconds.
+      const buffer = this.spareFrames.pop() ?? Buffer.allocUnsafeSlow(PAGE_FRAME_HEADER_BYTES + this.options.maxPagesPerFrame * this.options.pageSize);
+      frame = encodePagesInto(buffer, pageIndex(start), count, this.pageBytes(start, count), precopy);
+      written = () => this.spareFrames.push(buffer);
+    }
+    sent.setRange(start, count);
+    counters.add('transferredBytes', frame.length);
+    counters.add(zero ? 'zeroPages' : 'normalPages', count);
+    window.send(frame, written);
+  }
+
+  private pageBytes(start: number, count: number): Uint8Array {
+    const { ram, pageSize } = this.options;
+    return ram.subarray(start * pageSize, (start + count) * pageSize);
+  }
+}

@@ -11,6 +11,7 @@ import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.t
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import type { MigrationState } from '../protocol/state.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
+import { prioritizeThisThread } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import { FaultHandler } from './fault-handler.ts';
 import type { FaultThreadData, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
@@ -32,6 +33,7 @@ interface Served {
 function serve(data: FaultThreadData): Served {
   // Log lines go to the main thread's logger: one stream, one format.
   const log = threadLogger(data.logLevel, 'fault', (line) => post({ type: 'log', line }));
+  prioritizeThisThread(log);
   let state: MigrationState = data.state;
   let urgent: MigrationChannel | undefined;
 

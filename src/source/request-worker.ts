@@ -8,6 +8,7 @@ import { attachRam } from '../guest/ram.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
+import { prioritizeThisThread } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
@@ -28,6 +29,7 @@ interface Served {
 // Everything the thread does once a migration gave it RAM and the page server's shared set.
 function serve(data: RequestThreadData): Served {
   const log = threadLogger(data.logLevel, 'requests', (line) => post({ type: 'log', line }));
+  prioritizeThisThread(log);
   const { share } = data;
   const state = SharedMigrationState.attach(data.state);
   const counters = TransferCounters.attach(share.counters);

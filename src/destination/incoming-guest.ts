@@ -15,7 +15,7 @@ import { MigrationListener, type IncomingMigration } from '../protocol/listener.
 import type { ControlMessage } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
 import { MigrationCancelledError, MigrationFailedError } from '../source/errors.ts';
-import type { TransferredState } from '../source/migration-info.ts';
+import type { MachineConfigPayload, TransferredState } from '../source/migration-info.ts';
 import { allocateRegion, openUserfaultfd, PAGE_SIZE, type AccessPath, type GuestRegion, type Userfaultfd } from '../uffd/index.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
@@ -70,6 +70,8 @@ export class IncomingGuest extends EventEmitter<Events> {
   private readonly faultThread: FaultThread;
   private threadServes = false;
   private machineRef: Machine | undefined;
+  private configuredMachine: (() => void) | undefined;
+  private readonly configured = new Promise<void>((resolve) => (this.configuredMachine = resolve));
   private incoming: IncomingMigration | undefined;
 
   /** Shared with the listener, which checks every incoming message against it. */
@@ -167,7 +169,8 @@ export class IncomingGuest extends EventEmitter<Events> {
       // The source stops its vCPUs only after 'ready': worker start-up stays out of the downtime.
       const pool = this.vcpuPool;
       pool.provide(m.identity.vcpus, ramFromRegion(region).handle);
-      void Promise.all([pool.loaded(), this.faultThread.loaded()]).then(() => {
+      // And only once the machine is built from the config the source sends first.
+      void Promise.all([pool.loaded(), this.faultThread.loaded(), this.configured]).then(() => {
         if (this.state.state === 'setup' || this.state.state === 'precopy-active') m.channels.control.send({ type: 'ready' });
       });
       const received = new PageBitmap(region.length / PAGE_SIZE);
@@ -254,8 +257,18 @@ export class IncomingGuest extends EventEmitter<Events> {
       case 'precopy-begin':
         this.state.moveTo('precopy-active');
         break;
+      case 'machine-config':
+        this.machineRef = this.buildMachine(m.config);
+        this.configuredMachine?.();
+        break;
       case 'machine-state':
-        this.machineRef = await this.buildMachine(m.state);
+        try {
+          this.restoreMachine(m.state);
+        } catch (err) {
+          // Now, not a microtask later: postcopy-run, sent right behind, must find this migration failed.
+          this.fail(err as Error);
+          return;
+        }
         this.state.moveTo('device');
         control.send({ type: 'ack', of: 'machine-state' });
         break;
@@ -286,40 +299,58 @@ export class IncomingGuest extends EventEmitter<Events> {
     }
   }
 
-  private async buildMachine(raw: unknown): Promise<Machine> {
-    const t = checkTransferredState(raw);
-    const machineState = decodeMachineState(t.machine);
-    const machine = Machine.create({
-      image: t.image,
-      ramSize: machineState.ramSize,
-      vcpus: machineState.vcpus,
-      guestArgs: t.guestArgs ?? undefined,
-      disk: this.options.disk ?? t.disk ?? undefined,
+  /** The machine as the source describes it and the handshake sized it; its state comes at the switchover. */
+  private buildMachine(raw: unknown): Machine {
+    const c = checkMachineConfig(raw);
+    const { ramSize, vcpus } = this.incoming!.identity;
+    return Machine.create({
+      image: c.image,
+      ramSize,
+      vcpus,
+      guestArgs: c.guestArgs ?? undefined,
+      disk: this.options.disk ?? c.disk ?? undefined,
       region: this.region,
       vcpuPool: this.vcpuPool,
       logger: this.log,
     });
-    machine.restore(machineState);
-    return machine;
+  }
+
+  private restoreMachine(raw: unknown): void {
+    if (!this.machineRef) throw new ProtocolStateError('machine-state arrived before machine-config; the source must describe the machine first');
+    this.machineRef.restore(decodeMachineState(checkTransferredState(raw).machine));
   }
 
   private fail(err: Error): void {
     const failure = err instanceof PostcopyError ? err : new MigrationFailedError(`incoming migration failed: ${err.message}`, err);
     this.log.error({ err: failure }, 'incoming migration failed');
+    // The source learns why; before the state is acked this also tells it the guest never ran here, so it resumes it.
+    const control = this.incoming?.channels.control;
+    if (control?.open && this.state.state !== 'failed') control.send({ type: 'error', code: failure.code, message: failure.message });
     if (this.state.canMoveTo('failed')) this.state.moveTo('failed');
     this.emit('failed', failure);
   }
 }
 
+// Both payloads are opaque to the protocol layer: checked here, where they are used.
+function payload(raw: unknown, message: string): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null) throw malformed(message, 'the payload is not a map');
+  return raw as Record<string, unknown>;
+}
+
+function malformed(message: string, what: string): ProtocolMalformedError {
+  return new ProtocolMalformedError(`${message}: ${what}; the source and destination must run the same postcopy version`);
+}
+
+function checkMachineConfig(raw: unknown): MachineConfigPayload {
+  const c = payload(raw, 'machine-config');
+  if (!(c.image instanceof Uint8Array)) throw malformed('machine-config', 'field "image" must be binary (the guest ELF)');
+  if (c.guestArgs !== null && typeof c.guestArgs !== 'string') throw malformed('machine-config', 'field "guestArgs" must be a string or nil');
+  if (c.disk !== null && typeof c.disk !== 'string') throw malformed('machine-config', 'field "disk" must be a string or nil');
+  return c as unknown as MachineConfigPayload;
+}
+
 function checkTransferredState(raw: unknown): TransferredState {
-  const bad = (what: string): never => {
-    throw new ProtocolMalformedError(`machine-state: ${what}; the source and destination must run the same postcopy version`);
-  };
-  if (typeof raw !== 'object' || raw === null) return bad('the state is not a map');
-  const t = raw as Record<string, unknown>;
-  if (!(t.machine instanceof Uint8Array)) bad('field "machine" must be binary (encoded machine state)');
-  if (!(t.image instanceof Uint8Array)) bad('field "image" must be binary (the guest ELF)');
-  if (t.guestArgs !== null && typeof t.guestArgs !== 'string') bad('field "guestArgs" must be a string or nil');
-  if (t.disk !== null && typeof t.disk !== 'string') bad('field "disk" must be a string or nil');
+  const t = payload(raw, 'machine-state');
+  if (!(t.machine instanceof Uint8Array)) throw malformed('machine-state', 'field "machine" must be binary (encoded machine state)');
   return t as unknown as TransferredState;
 }

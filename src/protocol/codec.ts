@@ -140,6 +140,9 @@ function readControl(type: ControlMessage['type'], f: FieldReader, ctx: DecodeCo
     case 'discard':
       f.only(['runs']);
       return { type, runs: readRuns(f, 'runs', requireLayout(ctx, 'discard')) };
+    case 'machine-config':
+      f.only(['config']);
+      return { type, config: f.present('config') };
     case 'machine-state':
       f.only(['state']);
       return { type, state: f.present('state') };

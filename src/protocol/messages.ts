@@ -62,6 +62,16 @@ export interface Discard {
   readonly runs: readonly number[];
 }
 
+/**
+ * Source → destination, in setup: what to build the machine from (image,
+ * guest arguments, disk; opaque to the protocol), so building it stays out
+ * of the downtime.
+ */
+export interface MachineConfig {
+  readonly type: 'machine-config';
+  readonly config: unknown;
+}
+
 /** Source → destination: vCPU and device state (opaque to the protocol). Enters `device`. */
 export interface MachineState {
   readonly type: 'machine-state';
@@ -139,6 +149,7 @@ export type ControlMessage =
   | PrecopyBegin
   | Ready
   | Discard
+  | MachineConfig
   | MachineState
   | PostcopyRun
   | Complete

@@ -28,6 +28,7 @@ export const RULES: Record<RuleKey, Rule> = {
   'precopy-begin': { from: 'source', on: { control: ['setup'] } },
   ready: { from: 'destination', on: { control: ['setup', 'precopy-active'] } },
   discard: { from: 'source', on: { control: ['precopy-active', 'device'] } },
+  'machine-config': { from: 'source', on: { control: ['setup'] } },
   'machine-state': { from: 'source', on: { control: ['setup', 'precopy-active'] } },
   'postcopy-run': { from: 'source', on: { control: ['device'] } },
   complete: { from: 'destination', on: { control: ['postcopy-active'] } },

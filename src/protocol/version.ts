@@ -1,6 +1,7 @@
 // The protocol version and the size limits every decoder enforces before it
 // parses anything.
-export const PROTOCOL_VERSION = 1;
+// 2: the machine is built from machine-config in setup; machine-state carries only vCPU and device state.
+export const PROTOCOL_VERSION = 2;
 
 /** Largest page frame a sender may build, in pages (64 pages = 256 KiB at 4 KiB pages). */
 export const MAX_PAGES_PER_FRAME = 256;

@@ -25,13 +25,17 @@ export interface MigrationInfo {
   error: string | null;
 }
 
-/** The machine-state message's payload: everything the destination needs besides RAM. */
-export interface TransferredState {
-  /** encodeMachineState() bytes: every vCPU and device. */
-  machine: Uint8Array;
+/** The machine-config message's payload: what the destination builds the machine from. */
+export interface MachineConfigPayload {
   /** The guest ELF, so the destination needs no copy of its own. */
   image: Uint8Array;
   guestArgs: string | null;
   /** Shared-storage disk image path, opened by the destination too. */
   disk: string | null;
+}
+
+/** The machine-state message's payload, at the switchover. */
+export interface TransferredState {
+  /** encodeMachineState() bytes: every vCPU and device. */
+  machine: Uint8Array;
 }

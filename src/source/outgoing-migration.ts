@@ -20,7 +20,7 @@ import type { ControlMessage, MachineIdentity, Message } from '../protocol/messa
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
 import { PAGE_SIZE } from '../uffd/pages.ts';
 import { MigrationCancelledError, MigrationFailedError } from './errors.ts';
-import type { MigrationInfo, MigrationMode, TransferredState } from './migration-info.ts';
+import type { MachineConfigPayload, MigrationInfo, MigrationMode, TransferredState } from './migration-info.ts';
 import { PageServer } from './page-server.ts';
 import type { RequestThread, SourceChannels } from './request-thread.ts';
 
@@ -67,6 +67,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private peerEnded = false;
   private failure: Error | undefined;
   private handedOverFlag = false;
+  /** The destination acked machine-state: from then on it may run the guest. */
+  private stateTaken = false;
   /** Replies awaited from the destination: an ack of a message type, or 'ready'. */
   private readonly replies = new Map<string, { resolve: () => void; reject: (err: Error) => void }>();
   private completed: (() => void) | undefined;
@@ -114,6 +116,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       this.channels = channels;
       server.attach(channels);
       this.listen(channels, server);
+      const config: MachineConfigPayload = { image: machine.image.bytes, guestArgs: machine.guestArgs ?? null, disk: this.options.disk ?? null };
+      channels.control.send({ type: 'machine-config', config });
       await this.awaitReply('ready');
       this.setupMs = performance.now() - this.startedAt;
       this.log.info({ url: this.options.url, mode, setupMs: Math.round(this.setupMs) }, 'migration channels up');
@@ -260,6 +264,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private onControl(m: ControlMessage): void {
     switch (m.type) {
       case 'ack':
+        if (m.of === 'machine-state') this.stateTaken = true;
         this.replied(`ack:${m.of}`);
         break;
       case 'ready':
@@ -269,6 +274,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         this.completed?.();
         break;
       case 'error':
+        // A destination that refused the state never ran the guest (postcopy-run is only valid after it).
+        if (this.handedOverFlag && !this.stateTaken) this.handedOverFlag = false;
         this.peerEnded = true;
         this.broken?.(new MigrationFailedError(`the destination failed the migration: ${m.code}: ${m.message}`));
         break;
@@ -278,7 +285,9 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         server.attach(this.channels!);
         this.state.moveTo('postcopy-active');
         this.channels!.control.send({ type: 'resume' });
-        // The destination only pauses once it runs the guest: a switchover whose ack was lost is over.
+        // The destination only pauses once it runs the guest: a switchover whose acks were lost is over.
+        this.stateTaken = true;
+        this.replied('ack:machine-state');
         this.replied('ack:postcopy-run');
         this.log.info({ missing: server.figures.remainingPages }, 'postcopy resumed');
         break;
@@ -388,20 +397,18 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       server.forget(runs);
       control.send({ type: 'discard', runs });
     }
-    const transferred: TransferredState = {
-      machine: encodeMachineState(machine.save()),
-      image: machine.image.bytes,
-      guestArgs: machine.guestArgs ?? null,
-      disk: this.options.disk ?? null,
-    };
+    const transferred: TransferredState = { machine: encodeMachineState(machine.save()) };
+    // Both at once, no round trip between them: the destination takes them in
+    // order and can only run the guest once it has taken the state. If it
+    // refuses the state it says so before acking it, and the guest resumes here.
     const stateAcked = this.awaitReply('ack:machine-state');
     control.send({ type: 'machine-state', state: transferred });
     this.state.moveTo('device');
-    await stateAcked;
     const running = this.awaitReply('ack:postcopy-run');
     this.handedOverFlag = true;
     control.send({ type: 'postcopy-run' });
     this.state.moveTo('postcopy-active');
+    await stateAcked;
     await running;
     // Only now: the push would otherwise compete with the switchover for both event loops.
     server.startPush();

@@ -8,6 +8,7 @@ import { ProtocolError } from '../../src/protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../../src/protocol/listener.ts';
 import type { MachineIdentity } from '../../src/protocol/messages.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { memoryLog } from './log-sink.ts';
 
 const identity: MachineIdentity = {
@@ -64,7 +65,7 @@ describe('migration handshake', () => {
     expect(err.message).toMatch(/wrong migration token .*\(--token or POSTCOPY_TOKEN\)/);
     const raw = new WebSocket(`${url}/control`);
     await once(raw, 'open');
-    raw.send(pack({ v: 1, type: 'hello', channel: 'control', token: 'x', session: generateSessionId(), resume: false, ...identity }));
+    raw.send(pack({ v: PROTOCOL_VERSION, type: 'hello', channel: 'control', token: 'x', session: generateSessionId(), resume: false, ...identity }));
     const [code] = (await once(raw, 'close')) as [number];
     expect(code).toBe(4401);
     const ok = await connect();
@@ -84,12 +85,12 @@ describe('migration handshake', () => {
     await once(raw, 'open');
     const replies: Buffer[] = [];
     raw.on('message', (d: Buffer) => replies.push(d));
-    raw.send(pack({ v: 2, type: 'hello' }));
+    raw.send(pack({ v: PROTOCOL_VERSION + 1, type: 'hello' }));
     const [code] = (await once(raw, 'close')) as [number];
     expect(code).toBe(4426);
     const { unpack } = await import('msgpackr');
     expect(unpack(replies[0])).toMatchObject({ type: 'error', code: 'PROTO_ERR_VERSION' });
-    expect(sink.lines().some((l) => /protocol version 2, this side speaks 1/.test(l.msg))).toBe(true);
+    expect(sink.lines().some((l) => l.msg.includes(`protocol version ${PROTOCOL_VERSION + 1}, this side speaks ${PROTOCOL_VERSION}`))).toBe(true);
   });
 
   it('refuses a second migration while one is under way', async () => {

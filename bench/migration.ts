@@ -12,7 +12,7 @@
 // code is non-zero only when something failed to run or the migrated guest
 // did not verify.
 //
-// postcopy's fault histogram starts when the main thread reads the fault
+// postcopy's fault histogram starts when the fault thread reads the fault
 // event, later than the touch the C floor times from: its ratio flatters it.
 //
 //   npm run bench:migration -- [--json] [--ram 1G] [--wss 512M] [--after-instructions K]

@@ -259,6 +259,7 @@ export class IncomingGuest extends EventEmitter<Events> {
         break;
       case 'machine-config':
         this.machineRef = this.buildMachine(m.config);
+        this.machineRef.prepare();
         this.configuredMachine?.();
         break;
       case 'machine-state':

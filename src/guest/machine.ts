@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { logger, type Logger } from '../log.ts';
 import { startWorker } from '../worker.ts';
-import { VCPU_WORKER_ENTRY, type VcpuInit, type VcpuPool } from './vcpu-pool.ts';
+import { VCPU_WORKER_ENTRY, type VcpuInit, type VcpuPool, type VcpuPrepare, type VcpuStart } from './vcpu-pool.ts';
 import type { GuestRegion } from '../uffd/region.ts';
 import type { HartState } from './cpu/hart.ts';
 import { BlockRegisters } from './devices/block-device.ts';
@@ -100,6 +100,8 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
   private readonly consoleLimit: number;
 
   private phase: Phase = 'created';
+  /** Pooled workers that built their hart in prepare() and wait for its state. */
+  private readonly prepared: (Worker | undefined)[] = [];
   private starts: HartStart[] | undefined;
   private workers: Worker[] = [];
   private statuses: (HartStatus | undefined)[];
@@ -180,28 +182,37 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
     this.phase = 'loaded';
   }
 
+  /**
+   * A migration destination, before the state arrives: its pooled workers
+   * build their harts and devices now, so start() only hands them state.
+   */
+  prepare(): void {
+    this.requirePhase('created', 'prepare');
+    const shared = this.sharedBuffers();
+    for (let hart = 0; hart < this.vcpus; hart++) {
+      const worker = this.pool?.take(hart, this.ram.handle);
+      if (!worker) continue;
+      worker.postMessage({ type: 'prepare', data: { hart, ram: this.ram.handle, ramSize: this.ramSize, shared, disk: this.disk, slice: this.slice } } satisfies VcpuPrepare);
+      this.prepared[hart] = worker;
+    }
+  }
+
   /** Starts one worker per vCPU; harts run unless `paused` (to their stop-at times, if set). */
   async start(options: { paused?: boolean } = {}): Promise<void> {
     if (this.phase === 'created') this.boot();
     this.requirePhase('loaded', 'start');
     this.phase = 'running';
-    const shared: SharedMachineBuffers = {
-      control: this.control.control,
-      stopAt: this.control.stopAtBuffer,
-      dirty: this.dirtyLog.buffer,
-      clint: this.clint.buffer,
-      uart: this.uart.buffer,
-      finisher: this.finisher.buffer,
-      block: this.block.buffer,
-    };
+    const shared = this.sharedBuffers();
     // Set before the workers exist: each hart starts the moment its worker is
     // ready, without a round trip through this thread (it may be busy placing pages).
     if (!options.paused) for (let h = 0; h < this.vcpus; h++) this.control.command(h, COMMAND_RUN);
     const ready = this.starts!.map((start, hart) => {
       const data: VcpuWorkerData = { hart, ram: this.ram.handle, ramSize: this.ramSize, shared, disk: this.disk, start, slice: this.slice };
-      const pooled = this.pool?.take(hart, this.ram.handle);
+      const prepared = this.prepared[hart];
+      const pooled = prepared ?? this.pool?.take(hart, this.ram.handle);
       const worker = pooled ?? startWorker(VCPU_WORKER_ENTRY, data, { name: `vcpu-${hart}` });
-      if (pooled) pooled.postMessage({ type: 'init', data } satisfies VcpuInit);
+      if (prepared) prepared.postMessage({ type: 'start', start } satisfies VcpuStart);
+      else if (pooled) pooled.postMessage({ type: 'init', data } satisfies VcpuInit);
       this.workers.push(worker);
       return new Promise<void>((resolve, reject) => {
         worker.on('message', (report: WorkerReport) => {
@@ -221,6 +232,18 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
       });
     });
     await Promise.all(ready);
+  }
+
+  private sharedBuffers(): SharedMachineBuffers {
+    return {
+      control: this.control.control,
+      stopAt: this.control.stopAtBuffer,
+      dirty: this.dirtyLog.buffer,
+      clint: this.clint.buffer,
+      uart: this.uart.buffer,
+      finisher: this.finisher.buffer,
+      block: this.block.buffer,
+    };
   }
 
   /** Sets where `hart` (or every hart) stops next; takes effect at once while running. */
@@ -329,6 +352,8 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
     await this.stop();
+    // Prepared for a switchover that never came: they were taken from the pool, so they are ours to end.
+    await Promise.all(this.prepared.filter((w): w is Worker => w !== undefined && !this.workers.includes(w)).map((w) => w.terminate()));
     this.phase = 'closed';
     if (this.disk) closeDiskImage(this.disk);
     if (this.ownsRam) this.ram.release();

@@ -31,6 +31,18 @@ export interface VcpuInit {
   data: VcpuWorkerData;
 }
 
+/** Or in two steps (a migration destination): its devices and hart first, built while the source still runs the guest... */
+export interface VcpuPrepare {
+  type: 'prepare';
+  data: Omit<VcpuWorkerData, 'start'>;
+}
+
+/** ...then, at the switchover, the hart's state. */
+export interface VcpuStart {
+  type: 'start';
+  start: VcpuWorkerData['start'];
+}
+
 interface Slot {
   worker: Worker;
   exited: boolean;

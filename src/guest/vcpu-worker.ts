@@ -19,7 +19,7 @@ import { DirtyLog } from './dirty-log.ts';
 import { MmioBus } from './mmio-bus.ts';
 import { PAGE_SIZE, RAM_BASE, type RamOffset } from './memory-map.ts';
 import { attachRam, type RamHandle } from './ram.ts';
-import type { VcpuInit, VcpuPooled, VcpuRam } from './vcpu-pool.ts';
+import type { VcpuInit, VcpuPooled, VcpuPrepare, VcpuRam, VcpuStart } from './vcpu-pool.ts';
 import { COMMAND_PAUSE, COMMAND_QUIT, VcpuControl, type IdleReason, type WorkerReport } from './vcpu-control.ts';
 
 export interface SharedMachineBuffers {
@@ -50,11 +50,13 @@ const CONSOLE_FLUSH_BYTES = 4096;
 const port = parentPort!;
 const post = (report: WorkerReport): void => port.postMessage(report);
 
-function begin(data: VcpuWorkerData, ram: AttachedRegion, code?: CodeCache): void {
+type Run = (start: HartStart) => void;
+
+function guarded(hart: number, body: () => void): void {
   try {
-    runVcpu(data, ram, code);
+    body();
   } catch (err) {
-    post({ type: 'failed', hart: data.hart, message: (err as Error).message ?? String(err), stack: (err as Error).stack });
+    post({ type: 'failed', hart, message: (err as Error).message ?? String(err), stack: (err as Error).stack });
   }
 }
 
@@ -63,14 +65,24 @@ if ('pooled' in given) {
   port.once('message', (m: VcpuRam) => {
     const ram = attachRam(m.ram);
     const code = new CodeCache(ram.buffer.byteLength);
-    port.once('message', (init: VcpuInit) => begin(init.data, ram, code));
+    port.once('message', (m: VcpuInit | VcpuPrepare) => {
+      if (m.type === 'init') {
+        guarded(m.data.hart, () => buildVcpu(m.data, ram, code)(m.data.start));
+        return;
+      }
+      let run: Run | undefined;
+      guarded(m.data.hart, () => (run = buildVcpu(m.data, ram, code)));
+      // A build that failed was reported already; the start is then ignored.
+      port.once('message', (s: VcpuStart) => guarded(m.data.hart, () => run?.(s.start)));
+    });
     post({ type: 'waiting' });
   });
 } else {
-  begin(given, attachRam(given.ram));
+  guarded(given.hart, () => buildVcpu(given, attachRam(given.ram))(given.start));
 }
 
-function runVcpu(d: VcpuWorkerData, ram: AttachedRegion, code: CodeCache | undefined): void {
+/** Builds the hart and its devices; the returned function gives the hart its start and runs it until told to quit. */
+function buildVcpu(d: Omit<VcpuWorkerData, 'start'>, ram: AttachedRegion, code?: CodeCache): Run {
   const control = new VcpuControl(d.shared.control, d.shared.stopAt);
   const dirty = new DirtyLog(d.ramSize, d.shared.dirty);
   const clintRegs = new ClintRegisters(d.shared.clint);
@@ -126,15 +138,21 @@ function runVcpu(d: VcpuWorkerData, ram: AttachedRegion, code: CodeCache | undef
     },
     softwareInterruptPending: () => clintRegs.msip(d.hart) !== 0,
   }, { code });
-  if (d.start.kind === 'boot') {
-    hart.pc = d.start.entry;
-    hart.x[10] = d.hart;
-    hart.x[11] = d.start.a1 | 0;
-  } else {
-    hart.restore(d.start.state);
-  }
-  post({ type: 'ready', hart: d.hart });
+  const built = hart;
+  return (start) => {
+    if (start.kind === 'boot') {
+      built.pc = start.entry;
+      built.x[10] = d.hart;
+      built.x[11] = start.a1 | 0;
+    } else {
+      built.restore(start.state);
+    }
+    post({ type: 'ready', hart: d.hart });
+    runLoop(d, built, control, finisherRegs, ram, flushConsole);
+  };
+}
 
+function runLoop(d: Omit<VcpuWorkerData, 'start'>, hart: Hart, control: VcpuControl, finisherRegs: FinisherRegisters, ram: AttachedRegion, flushConsole: () => void): void {
   let reportedSeq = -1;
   let reportedReason: IdleReason | undefined;
   let halted = false;

@@ -4,14 +4,15 @@
 // postcopy, and matching a run that never migrated.
 import { describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import { childGroup, reference } from './processes.ts';
+import { childGroup, expectMigratesIntact } from './processes.ts';
 
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
 const N = '60000000';
 
 describe('precopy that cannot converge', () => {
   it('reports non-convergence, leaves the guest running on the source, and loses nothing', async () => {
-    const { token, spawn, killAll } = childGroup();
+    const group = childGroup();
+    const { token, spawn, killAll } = group;
     try {
       const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
       const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
@@ -27,13 +28,7 @@ describe('precopy that cannot converge', () => {
       const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { runningHere: boolean } };
       expect(info.guest.runningHere).toBe(true);
 
-      const second = spawn('destination 2', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      await control.migrate({ to: (await second.waitFor('listening')).url as string, mode: 'postcopy' });
-      expect((await control.migrationEnd()).status).toBe('completed');
-      const finished = await second.waitFor('finished');
-      const straight = await reference([...GUEST, '--instructions', N]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-      expect(source.consoleText + second.consoleText).toBe(straight.console);
+      await expectMigratesIntact(group, source, control, GUEST, N);
     } finally {
       killAll();
     }

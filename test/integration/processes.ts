@@ -3,7 +3,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
+import type { ControlClient } from '../../src/cli/control-client.ts';
 import type { DemoSummary } from '../../src/cli/demo.ts';
 import { generateToken } from '../../src/protocol/auth.ts';
 
@@ -56,4 +58,25 @@ export function childGroup(): { token: string; spawn(name: string, args: string[
       for (const c of children) c.kill();
     },
   };
+}
+
+/**
+ * After a migration that left the guest on the source: migrates it again,
+ * with postcopy, to a fresh destination and checks it ends exactly where a
+ * run that never migrated does (nothing was lost on the first attempt).
+ */
+export async function expectMigratesIntact(
+  group: ReturnType<typeof childGroup>,
+  source: ChildPostcopy,
+  control: ControlClient,
+  guest: string[],
+  instructions: string,
+): Promise<void> {
+  const second = group.spawn('destination 2', ['destination', '--listen', '127.0.0.1:0', '--instructions', instructions]);
+  await control.migrate({ to: (await second.waitFor('listening')).url as string, mode: 'postcopy' });
+  expect((await control.migrationEnd()).status).toBe('completed');
+  const finished = await second.waitFor('finished');
+  const straight = await reference([...guest, '--instructions', instructions]);
+  expect(finished.stateHash).toBe(straight.stateHash);
+  expect(source.consoleText + second.consoleText).toBe(straight.console);
 }

@@ -1,8 +1,10 @@
 // The destination's fault thread: reads the userfaultfd, asks the source for
 // each missing page on the urgent channel and places the answer, so a vCPU's
 // fault never waits for the main thread, which is busy with the background
-// push and its garbage. Its placer shares the received-pages bitmap with the
-// main thread's: whichever places a page first wins, the other gets EEXIST.
+// push and its garbage. Like QEMU's fault thread it sleeps in poll(2) on the
+// userfaultfd and the socket (poll-loop.ts), not on an event loop. Its placer
+// shares the received-pages bitmap with the main thread's: whichever places a
+// page first wins, the other gets EEXIST.
 // Started while the destination waits for a source, it loads its modules
 // then, and serves once told the guest's RAM and userfaultfd.
 import { parentPort } from 'node:worker_threads';
@@ -10,7 +12,9 @@ import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import type { MigrationState } from '../protocol/state.ts';
+import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
+import { loadNative } from '../uffd/native.ts';
 import { prioritizeThisThread } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import { FaultHandler } from './fault-handler.ts';
@@ -37,7 +41,8 @@ function serve(data: FaultThreadData): Served {
   let state: MigrationState = data.state;
   let urgent: MigrationChannel | undefined;
 
-  const uffd = new KernelUserfaultfd(data.uffdFd, data.path, data.features, log);
+  const loop = new PollLoop(log);
+  const uffd = new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false });
   // Urgent frames are postcopy frames (the codec refuses precopy ones there),
   // so this placer never touches RAM directly: only through the userfaultfd.
   const region: PlacementRegion = {
@@ -69,13 +74,18 @@ function serve(data: FaultThreadData): Served {
   uffd.on('events', (batch) => {
     for (const e of batch) if (e.type === 'pagefault' && !(e as FaultEvent).wp) faults.handleFault(e as FaultEvent);
   });
-  uffd.on('error', (err: Error) => post({ type: 'failed', message: `the fault thread cannot read the userfaultfd: ${err.message}` }));
+  const faultSource = { fd: uffd.descriptor, pollEvents: loadNative().constants.POLLIN, ready: () => uffd.readPending() };
+  uffd.on('error', (err: Error) => {
+    loop.remove(faultSource);
+    post({ type: 'failed', message: `the fault thread cannot read the userfaultfd: ${err.message}` });
+  });
+  loop.add(faultSource);
 
   return {
     faults,
     placer,
     adopt(handoff) {
-      const channel = adoptChannel(handoff, () => state, log);
+      const channel = adoptChannel(handoff, () => state, log, loop);
       urgent = channel;
       channel.onMessage((m) => {
         if (m.type !== 'pages' && m.type !== 'zero-run') return;

@@ -9,14 +9,14 @@
 // unsent. The urgent channel is quiet between its welcome and the first page
 // request, which is when both sides hand it over.
 //
-// ws has no public way to wrap an already-upgraded socket; setSocket() is
-// what its own server and client call after the HTTP upgrade, and
+// The receiving thread moves the socket with blocking syscalls, not libuv
+// (blocking-websocket.ts); releasing it reads ws's private _socket, and
 // test/protocol/channel-handoff.test.ts fails if that changes.
 import type { Socket } from 'node:net';
-import { Socket as NetSocket } from 'node:net';
-import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
+import type { PollLoop } from '../poll-loop.ts';
 import { loadNative } from '../uffd/native.ts';
+import { BlockingWebSocket } from './blocking-websocket.ts';
 import { MigrationChannel } from './channel.ts';
 import { ProtocolStateError } from './errors.ts';
 import type { RamLayout } from './layout.ts';
@@ -34,17 +34,11 @@ export interface ChannelHandoff {
 
 interface WebSocketInternals {
   _socket: Socket;
-  _isServer: boolean;
-  setSocket(socket: Socket, head: Buffer, options: { maxPayload: number; skipUTF8Validation: boolean; allowSynchronousEvents: boolean; generateMask?: (mask: Buffer) => void }): void;
 }
 
 interface TcpHandle {
   readonly fd: number;
   readStop(): number;
-}
-
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
 }
 
 /** Main thread: stop using `channel` and return its socket, duplicated, for another thread. */
@@ -68,21 +62,16 @@ export async function releaseChannel(channel: MigrationChannel, role: Role, maxP
   return { fd, kind: channel.kind, role, layout: channel.layout, maxPayload };
 }
 
-/** The receiving thread: the same channel over the handed-over descriptor, established. */
-export function adoptChannel(handoff: ChannelHandoff, state: () => MigrationState, log: Logger): MigrationChannel {
-  const socket = new NetSocket({ fd: handoff.fd, readable: true, writable: true });
-  // ws's own default: a close handshake may take 30 s before the socket is destroyed.
-  const ws = new WebSocket(null as unknown as string, undefined, { closeTimeout: 30_000 } as WebSocket.ClientOptions);
-  const internals = ws as unknown as WebSocketInternals;
-  // The destination accepted the connection (server); the source opened it (client, masked with zeros as in connect.ts).
-  internals._isServer = handoff.role === 'destination';
-  internals.setSocket(socket, Buffer.alloc(0), {
-    maxPayload: handoff.maxPayload,
-    skipUTF8Validation: true,
-    allowSynchronousEvents: true,
-    ...(handoff.role === 'source' ? { generateMask: zeroMask } : {}),
-  });
-  const channel = new MigrationChannel(ws, { kind: handoff.kind, role: handoff.role, state, log });
+/**
+ * The receiving thread: the same channel over the handed-over descriptor,
+ * established, moved by that thread's poll loop until it closes.
+ */
+export function adoptChannel(handoff: ChannelHandoff, state: () => MigrationState, log: Logger, loop: PollLoop): MigrationChannel {
+  // The destination accepted the connection (server); the source opened it (client).
+  const socket = new BlockingWebSocket({ fd: handoff.fd, isServer: handoff.role === 'destination', maxPayload: handoff.maxPayload });
+  const channel = new MigrationChannel(socket, { kind: handoff.kind, role: handoff.role, state, log });
   channel.established(handoff.layout);
+  socket.on('close', () => loop.remove(socket));
+  loop.add(socket);
   return channel;
 }

@@ -12,6 +12,25 @@ import type { MigrationState } from './state.ts';
 
 export type SendCallback = (err?: Error) => void;
 
+/**
+ * What a channel needs of its WebSocket: ws's own on the main threads, a
+ * BlockingWebSocket (blocking-websocket.ts) on the fault-path threads.
+ */
+export interface ChannelSocket {
+  readonly readyState: number;
+  readonly CONNECTING: number;
+  readonly OPEN: number;
+  readonly bufferedAmount: number;
+  readonly isPaused: boolean;
+  send(data: Uint8Array, options: { binary: boolean }, cb?: SendCallback): void;
+  close(code?: number, reason?: string): void;
+  pause(): void;
+  resume(): void;
+  on(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): unknown;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
 export interface ChannelOptions {
   readonly kind: ChannelKind;
   /** This side's role. */
@@ -37,7 +56,7 @@ export class MigrationChannel {
   private released = false;
 
   constructor(
-    readonly ws: WebSocket,
+    readonly ws: ChannelSocket,
     private readonly options: ChannelOptions,
   ) {
     this.kind = options.kind;

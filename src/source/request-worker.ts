@@ -1,13 +1,15 @@
 // The source's request thread (QEMU's return-path thread): reads page
 // requests from the urgent channel and answers them, so a request never waits
 // for the main thread, which is busy with the background push and its
-// garbage. Guest RAM is a zero-copy view; the source's vCPUs are stopped in
+// garbage. It sleeps in poll(2) on its sockets (poll-loop.ts), not on an
+// event loop. Guest RAM is a zero-copy view; the source's vCPUs are stopped in
 // postcopy, so it does not change while pages are served.
 import { parentPort } from 'node:worker_threads';
 import { attachRam } from '../guest/ram.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
+import { PollLoop } from '../poll-loop.ts';
 import { prioritizeThisThread } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import { CursorHint } from './cursor-hint.ts';
@@ -31,6 +33,7 @@ function serve(data: RequestThreadData): Served {
   const log = threadLogger(data.logLevel, 'requests', (line) => post({ type: 'log', line }));
   prioritizeThisThread(log);
   const { share } = data;
+  const loop = new PollLoop(log);
   const state = SharedMigrationState.attach(data.state);
   const counters = TransferCounters.attach(share.counters);
   const frames = new FrameSender({
@@ -49,7 +52,7 @@ function serve(data: RequestThreadData): Served {
 
   return {
     adopt(id, handoff) {
-      const channel = adoptChannel(handoff, () => state.state, log);
+      const channel = adoptChannel(handoff, () => state.state, log, loop);
       open.set(id, channel);
       current = channel;
       queue.attach(channel);

@@ -45,6 +45,13 @@ export interface NativeConstants {
   readonly _UFFDIO_WRITEPROTECT: number;
   readonly _UFFDIO_CONTINUE: number;
   readonly _UFFDIO_API: number;
+  readonly POLLIN: number;
+  readonly POLLOUT: number;
+  readonly POLLERR: number;
+  readonly POLLHUP: number;
+  readonly POLLNVAL: number;
+  readonly EAGAIN: number;
+  readonly EINTR: number;
 }
 
 export interface NativeAddon {
@@ -82,4 +89,12 @@ export interface NativeAddon {
   pollStart(fd: number, buffer: ArrayBuffer, onMessages: (count: number, errno: string | null) => void): PollHandle;
   pollStop(handle: PollHandle): void;
   pollRef(handle: PollHandle, ref: boolean): void;
+  /** uv_backend_fd: this thread's libuv loop as one descriptor, readable while the loop has work. */
+  loopFd(): number;
+  /** poll(2) over `set`, [fd, events, revents] triples (revents written back): ready count or -errno. */
+  poll(set: Int32Array, timeoutMs: number): number;
+  /** read(2): bytes read, 0 at end of stream, or -errno (-EAGAIN: nothing there yet). */
+  readBytes(fd: number, buffer: Uint8Array): number;
+  /** writev(2) of 1 to 8 chunks: bytes written, possibly fewer than all, or -errno. */
+  writev(fd: number, chunks: readonly Uint8Array[]): number;
 }

@@ -64,8 +64,8 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   private readonly messages = new ArrayBuffer(BATCH * 32);
   private readonly view = new DataView(this.messages);
   private readonly registered = new RangeSet();
-  private readonly poll: PollHandle;
-  private watching = true;
+  private readonly poll: PollHandle | undefined;
+  private watching: boolean;
   private fd: number;
 
   constructor(
@@ -73,11 +73,14 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
     readonly path: AccessPath,
     readonly features: UffdFeatures,
     private readonly log: Logger,
+    /** watch: false leaves reading events to the owner's own poll(2) loop (`descriptor`, `readPending`). */
+    options: { watch?: boolean } = {},
   ) {
     super();
     this.fd = fd;
     this.handlesKernelFaults = path !== 'syscall-user-mode-only';
-    this.poll = this.native.pollStart(fd, this.messages, (count, errno) => this.onMessages(count, errno));
+    this.watching = options.watch !== false;
+    if (this.watching) this.poll = this.native.pollStart(fd, this.messages, (count, errno) => this.onMessages(count, errno));
     closeAllOnExit(this);
   }
 
@@ -93,6 +96,23 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
     this.deliver(decodeMessages(this.view, count, this.native.constants, this.features.threadId));
   }
 
+  /** The userfaultfd itself, for a thread that polls it (watch: false). */
+  get descriptor(): number {
+    return this.liveFd('descriptor');
+  }
+
+  /** Reads and delivers the events queued now, without waiting (watch: false). */
+  readPending(): void {
+    let count: number;
+    try {
+      count = this.native.read(this.liveFd('readPending'), this.messages);
+    } catch (err) {
+      this.emit('error', fromNative(err, 'reading the userfaultfd failed'));
+      return;
+    }
+    if (count > 0) this.deliver(decodeMessages(this.view, count, this.native.constants, this.features.threadId));
+  }
+
   /**
    * Another thread reads the fault events from now on (a fault thread, as in
    * QEMU): stop watching the fd here and return a duplicate of it for that
@@ -103,7 +123,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
     const fd = this.liveFd('handOverEvents');
     if (this.watching) {
       this.watching = false;
-      this.native.pollStop(this.poll);
+      this.native.pollStop(this.poll!);
     }
     return this.native.dup(fd);
   }
@@ -240,11 +260,11 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   }
 
   unref(): void {
-    if (this.watching && !this.closed) this.native.pollRef(this.poll, false);
+    if (this.watching && !this.closed) this.native.pollRef(this.poll!, false);
   }
 
   ref(): void {
-    if (this.watching && !this.closed) this.native.pollRef(this.poll, true);
+    if (this.watching && !this.closed) this.native.pollRef(this.poll!, true);
   }
 
   // Regions with pages still missing are marked aborted *before* the fd is
@@ -261,7 +281,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
     }
     this.registered.clear();
     open.delete(this);
-    if (this.watching) this.native.pollStop(this.poll);
+    if (this.watching) this.native.pollStop(this.poll!);
     this.watching = false;
     const fd = this.fd;
     this.fd = -1;

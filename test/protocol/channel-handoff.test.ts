@@ -12,6 +12,7 @@ import { MigrationListener, type ChannelSet } from '../../src/protocol/listener.
 import type { Message, MachineIdentity } from '../../src/protocol/messages.ts';
 import { encodePages, maxPageFrameBytes } from '../../src/protocol/page-frame.ts';
 import { pageIndex } from '../../src/protocol/layout.ts';
+import { PollLoop } from '../../src/poll-loop.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../../src/protocol/version.ts';
 import { memoryLog } from './log-sink.ts';
@@ -54,8 +55,9 @@ describe('moving the urgent channel to another owner', () => {
     let oldClosed = false;
     destination.urgent.onClose(() => (oldClosed = true));
     source.urgent.onClose(() => (oldClosed = true));
-    const dest = adoptChannel(destHandoff, () => 'postcopy-active', log);
-    const src = adoptChannel(sourceHandoff, () => 'postcopy-active', log);
+    const loop = new PollLoop(log);
+    const dest = adoptChannel(destHandoff, () => 'postcopy-active', log, loop);
+    const src = adoptChannel(sourceHandoff, () => 'postcopy-active', log, loop);
 
     const request = nextMessage(src);
     dest.send({ type: 'page-request', pages: [pageIndex(7), pageIndex(9)] });
@@ -85,5 +87,50 @@ describe('moving the urgent channel to another owner', () => {
     );
     expect(err).toBeInstanceOf(ProtocolStateError);
     expect((err as Error).message).toMatch(/bytes arrived before the handover/);
+  });
+
+  it('delivers a burst larger than the socket buffers whole and in order, each send callback after its frame', async () => {
+    const loop = new PollLoop(log);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
+    const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), () => 'postcopy-active', log, loop);
+    // 4096 one-page frames, 16 MiB: more than loopback socket buffers hold at once.
+    const frames = 4096;
+    const pageCount = identity.ramSize / identity.pageSize;
+    let arrived = 0;
+    const all = new Promise<void>((resolve, reject) =>
+      dest.onMessage((m) => {
+        if (m.type !== 'pages' || m.start !== arrived % pageCount || !m.payload.every((b) => b === arrived % 251)) {
+          reject(new Error(`frame ${arrived} arrived out of order or changed`));
+          return;
+        }
+        if (++arrived === frames) resolve();
+      }),
+    );
+    const written: number[] = [];
+    let queuedAtMost = 0;
+    for (let i = 0; i < frames; i++) {
+      src.sendBytes(encodePages(pageIndex(i % pageCount), 1, new Uint8Array(4096).fill(i % 251)), (err) => {
+        if (!err) written.push(i);
+      });
+      queuedAtMost = Math.max(queuedAtMost, src.bufferedAmount);
+    }
+    await all;
+    // Some frames waited for POLLOUT, and every callback still fired once, in order.
+    expect(queuedAtMost).toBeGreaterThan(0);
+    expect(written).toEqual(Array.from({ length: frames }, (_, i) => i));
+    expect(src.bufferedAmount).toBe(0);
+  });
+
+  it('closes with 1002 on bytes that are not a WebSocket frame from a client, and the thread goes on', async () => {
+    const loop = new PollLoop(log);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
+    const closed = new Promise<number>((resolve) => dest.onClose((code) => resolve(code)));
+    const peerClosed = new Promise<number>((resolve) => source.urgent.onClose((code) => resolve(code)));
+    // An unmasked binary frame: a server must refuse it (RFC 6455 5.1).
+    const socket = (source.urgent.ws as unknown as { _socket: { write(b: Buffer): void } })._socket;
+    socket.write(Buffer.from([0x82, 0x02, 0x93, 0x01]));
+    expect(await closed).toBe(1002);
+    expect(await peerClosed).toBe(1002);
+    expect(dest.open).toBe(false);
   });
 });

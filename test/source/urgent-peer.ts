@@ -4,6 +4,7 @@
 import { parentPort } from 'node:worker_threads';
 import { adoptChannel, type ChannelHandoff } from '../../src/protocol/channel-handoff.ts';
 import type { PageIndex } from '../../src/protocol/layout.ts';
+import { PollLoop } from '../../src/poll-loop.ts';
 import { workerPayload } from '../../src/worker.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
 
@@ -24,7 +25,8 @@ const { handoff, arrived } = workerPayload<PeerData>();
 const port = parentPort!;
 const post = (m: FromPeer): void => port.postMessage(m);
 const count = new Int32Array(arrived);
-const channel = adoptChannel(handoff, () => 'postcopy-active', memoryLog('warn').log);
+const { log } = memoryLog('warn');
+const channel = adoptChannel(handoff, () => 'postcopy-active', log, new PollLoop(log));
 
 channel.onMessage((m) => {
   if (m.type !== 'pages' && m.type !== 'zero-run') return;

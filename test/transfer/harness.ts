@@ -2,6 +2,7 @@
 // on 127.0.0.1: the destination's RAM is a real region registered with a
 // real userfaultfd (kernel or sim backend), the source's a patterned array.
 import type { Worker } from 'node:worker_threads';
+import type WebSocket from 'ws';
 import { IncomingPages } from '../../src/destination/incoming-pages.ts';
 import { generateSessionId, generateToken } from '../../src/protocol/auth.ts';
 import { connectMigration } from '../../src/protocol/connect.ts';
@@ -148,7 +149,7 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     completed,
     async breakConnection() {
       const closed = [source.control, destChannels?.control].map((c) => new Promise<void>((resolve) => c?.onClose(() => resolve())));
-      for (const c of [source.control, source.bulk]) c.ws.terminate();
+      for (const c of [source.control, source.bulk]) (c.ws as WebSocket).terminate();
       source.urgent.close(1001, 'connection broken');
       await Promise.all(closed);
     },

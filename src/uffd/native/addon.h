@@ -56,5 +56,6 @@ napi_value make_undefined(napi_env env);
 napi_status register_memory(napi_env env, napi_value exports);
 napi_status register_ioctls(napi_env env, napi_value exports);
 napi_status register_poll(napi_env env, napi_value exports);
+napi_status register_blocking_io(napi_env env, napi_value exports);
 
 #endif

@@ -157,11 +157,22 @@ static napi_value poll_ref(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* uv_backend_fd: the epoll descriptor of this thread's libuv loop, readable
+ * while the loop has work (a message from another thread, a termination). A
+ * thread that sleeps in poll(2) instead of the loop includes it to know when
+ * to let the loop run. */
+static napi_value loop_fd(napi_env env, napi_callback_info info) {
+  uv_loop_t *loop;
+  NAPI_OK(env, napi_get_uv_event_loop(env, &loop));
+  return make_number(env, (double)uv_backend_fd(loop));
+}
+
 napi_status register_poll(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"pollStart", NULL, poll_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollStop", NULL, poll_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollRef", NULL, poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"loopFd", NULL, loop_fd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

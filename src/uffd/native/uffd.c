@@ -6,5 +6,6 @@ NAPI_MODULE_INIT() {
   if (register_memory(env, exports) != napi_ok) return NULL;
   if (register_ioctls(env, exports) != napi_ok) return NULL;
   if (register_poll(env, exports) != napi_ok) return NULL;
+  if (register_blocking_io(env, exports) != napi_ok) return NULL;
   return exports;
 }

@@ -1,0 +1,76 @@
+// A fault-path thread's own wait: poll(2) over its descriptors (the
+// userfaultfd, the urgent socket), as QEMU's postcopy fault thread does,
+// instead of libuv's epoll. A ready descriptor is served in the same wake-up,
+// with no callback machinery between the kernel and the handler; that is
+// most of what an event-loop hop cost on the fault path.
+//
+// The thread's libuv loop is one of the descriptors: when it has work (a
+// message from the main thread, termination) the poll returns and the loop
+// runs once before the next poll, so messages, timers and promises still work.
+import type { Logger } from './log.ts';
+import { loadNative } from './uffd/native.ts';
+
+/** A descriptor the loop watches and the code that serves it. */
+export interface PollSource {
+  readonly fd: number;
+  /** POLLIN/POLLOUT wanted now; asked before every poll. */
+  readonly pollEvents: number;
+  /** Called with the returned events (POLLIN, POLLOUT, POLLERR, POLLHUP). */
+  ready(revents: number): void;
+}
+
+// Timers in this thread run at least this often, even when nothing is ready.
+const MAX_SLEEP_MS = 100;
+
+export class PollLoop {
+  private readonly native = loadNative();
+  private readonly sources = new Set<PollSource>();
+  private readonly loopFd = this.native.loopFd();
+  private scheduled = false;
+  private set = new Int32Array(0);
+
+  constructor(private readonly log: Logger) {}
+
+  add(source: PollSource): void {
+    this.sources.add(source);
+    this.schedule();
+  }
+
+  remove(source: PollSource): void {
+    this.sources.delete(source);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.iterate);
+  }
+
+  private readonly iterate = (): void => {
+    this.scheduled = false;
+    if (this.sources.size === 0) return;
+    const { POLLIN, EINTR } = this.native.constants;
+    const sources = [...this.sources];
+    const length = (sources.length + 1) * 3;
+    if (this.set.length !== length) this.set = new Int32Array(length);
+    const set = this.set;
+    set[0] = this.loopFd;
+    set[1] = POLLIN;
+    sources.forEach((s, i) => {
+      set[(i + 1) * 3] = s.fd;
+      set[(i + 1) * 3 + 1] = s.pollEvents;
+    });
+    const rc = this.native.poll(set, MAX_SLEEP_MS);
+    if (rc < 0 && rc !== -EINTR) {
+      // Only a bad descriptor set gets here; a source that closed its fd must remove itself first.
+      this.log.error({ errno: -rc }, 'poll failed on the fault path; waiting on the event loop instead');
+    }
+    for (let i = 0; rc > 0 && i < sources.length; i++) {
+      const revents = set[(i + 1) * 3 + 2];
+      if (revents !== 0 && this.sources.has(sources[i])) sources[i].ready(revents);
+    }
+    // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
+    if (rc < 0 && rc !== -EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);
+    else this.schedule();
+  };
+}

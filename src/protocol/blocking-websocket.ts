@@ -1,0 +1,262 @@
+// The urgent channel's WebSocket on a fault-path thread: the same RFC 6455
+// frames, parsed and built by ws's own Receiver and Sender, but moved by
+// read(2) and writev(2) when the thread's PollLoop says the socket is ready,
+// not by a net.Socket on libuv. A page request or a page then goes out in
+// the wake-up that produced it, and an arriving one is handled in the
+// wake-up that read it.
+//
+// It has the part of ws's WebSocket that MigrationChannel uses, with the
+// same meaning: send callbacks fire once a frame reached the kernel, a close
+// handshake answers the peer's close frame, and 'close' comes last, once.
+import { EventEmitter } from 'node:events';
+import * as ws from 'ws';
+import type { PollSource } from '../poll-loop.ts';
+import { loadNative } from '../uffd/native.ts';
+import type { ChannelSocket } from './channel.ts';
+
+interface ReceiverInternals extends EventEmitter {
+  _write(chunk: Buffer, encoding: string, cb: (err?: Error | null) => void): void;
+}
+type ReceiverConstructor = new (options: {
+  allowSynchronousEvents: boolean;
+  binaryType: 'nodebuffer';
+  isServer: boolean;
+  maxPayload: number;
+  skipUTF8Validation: boolean;
+}) => ReceiverInternals;
+type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean; generateMask?: (mask: Buffer) => void };
+type FrameBuilder = { frame(data: Buffer, options: FrameOptions): Buffer[] };
+// Exported by ws (its ESM entry names both) but absent from @types/ws.
+const { Receiver, Sender } = ws as unknown as { Receiver: ReceiverConstructor; Sender: FrameBuilder };
+
+const OPCODE_BINARY = 0x2;
+const OPCODE_CLOSE = 0x8;
+const OPCODE_PONG = 0xa;
+// ws's own default: a close handshake may take 30 s before the socket is dropped.
+const CLOSE_TIMEOUT_MS = 30_000;
+// Reads land in a slab and stay views of it: a frame split across reads is
+// held by the Receiver, so a slab is never reused, only replaced when nearly full.
+const SLAB_BYTES = 512 * 1024;
+const MIN_READ_BYTES = 64 * 1024;
+
+// Client frames are masked with zeros, as in connect.ts: masking is for
+// browsers' sake, and a zero mask lets ws skip rewriting the payload.
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
+function closeBody(code: number | undefined, reason: string): Buffer {
+  if (code === undefined) return Buffer.alloc(0);
+  const body = Buffer.allocUnsafe(2 + Buffer.byteLength(reason));
+  body.writeUInt16BE(code, 0);
+  body.write(reason, 2);
+  return body;
+}
+
+interface Pending {
+  chunks: Uint8Array[];
+  bytes: number;
+  cb?: (err?: Error) => void;
+}
+
+export interface BlockingWebSocketOptions {
+  readonly fd: number;
+  /** The side that accepted the connection: it reads masked frames and sends unmasked ones. */
+  readonly isServer: boolean;
+  readonly maxPayload: number;
+}
+
+export class BlockingWebSocket extends EventEmitter implements ChannelSocket, PollSource {
+  readonly CONNECTING = 0;
+  readonly OPEN = 1;
+  readonly CLOSING = 2;
+  readonly CLOSED = 3;
+  readyState = this.OPEN;
+  readonly fd: number;
+  private readonly native = loadNative();
+  private readonly receiver: ReceiverInternals;
+  private readonly mask: boolean;
+  private readonly queue: Pending[] = [];
+  private queuedBytes = 0;
+  private reading = true;
+  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private slabUsed = 0;
+  private closeFrameSent = false;
+  private closeFrameReceived = false;
+  private closeCode = 1006;
+  private closeReason = Buffer.alloc(0);
+  private closeTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: BlockingWebSocketOptions) {
+    super();
+    this.fd = options.fd;
+    this.mask = !options.isServer;
+    this.receiver = new Receiver({
+      allowSynchronousEvents: true,
+      binaryType: 'nodebuffer',
+      isServer: options.isServer,
+      maxPayload: options.maxPayload,
+      skipUTF8Validation: true,
+    });
+    this.receiver.on('message', (data: Buffer, isBinary: boolean) => this.emit('message', data, isBinary));
+    this.receiver.on('ping', (data: Buffer) => this.sendFrame(data, OPCODE_PONG));
+    this.receiver.on('conclude', (code: number, reason: Buffer) => this.onCloseFrame(code, reason));
+  }
+
+  get bufferedAmount(): number {
+    return this.queuedBytes;
+  }
+
+  get isPaused(): boolean {
+    return !this.reading;
+  }
+
+  get pollEvents(): number {
+    const { POLLIN, POLLOUT } = this.native.constants;
+    return (this.reading ? POLLIN : 0) | (this.queue.length > 0 ? POLLOUT : 0);
+  }
+
+  pause(): void {
+    this.reading = false;
+  }
+
+  resume(): void {
+    this.reading = true;
+  }
+
+  send(data: Uint8Array, _options: { binary: boolean }, cb?: (err?: Error) => void): void {
+    if (this.readyState !== this.OPEN) {
+      cb?.(new Error(`WebSocket is not open: readyState ${this.readyState}`));
+      return;
+    }
+    this.sendFrame(data, OPCODE_BINARY, cb);
+  }
+
+  close(code?: number, reason = ''): void {
+    if (this.readyState === this.CLOSED) return;
+    if (!this.closeFrameSent) {
+      this.closeFrameSent = true;
+      this.sendFrame(closeBody(code, reason), OPCODE_CLOSE);
+    }
+    if (this.closeFrameReceived) {
+      this.finish();
+      return;
+    }
+    this.readyState = this.CLOSING;
+    this.closeTimer ??= setTimeout(() => this.finish(), CLOSE_TIMEOUT_MS);
+  }
+
+  ready(revents: number): void {
+    const { POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL } = this.native.constants;
+    if (revents & POLLNVAL) {
+      this.fail(new Error('the urgent socket descriptor is not open'));
+      return;
+    }
+    if (revents & POLLOUT) this.flush();
+    if (revents & (POLLIN | POLLERR | POLLHUP)) this.read();
+  }
+
+  private read(): void {
+    if (this.slab.length - this.slabUsed < MIN_READ_BYTES) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const space = this.slab.subarray(this.slabUsed);
+    const n = this.native.readBytes(this.fd, space);
+    if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
+    if (n < 0) {
+      this.fail(Object.assign(new Error(`reading the urgent socket failed: errno ${-n}`), { errno: -n }));
+      return;
+    }
+    if (n === 0) {
+      this.finish();
+      return;
+    }
+    const chunk = space.subarray(0, n);
+    this.slabUsed += n;
+    this.receiver._write(chunk, 'buffer', (err) => {
+      if (err) this.fail(err, (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : 1002);
+    });
+  }
+
+  private onCloseFrame(code: number, reason: Buffer): void {
+    this.closeFrameReceived = true;
+    this.closeCode = code;
+    this.closeReason = Buffer.from(reason);
+    if (this.closeFrameSent) this.finish();
+    else this.close(code === 1005 ? undefined : code, reason.toString());
+  }
+
+  private sendFrame(data: Uint8Array, opcode: number, cb?: (err?: Error) => void): void {
+    const chunks = Sender.frame(Buffer.from(data.buffer, data.byteOffset, data.length), {
+      fin: true,
+      opcode,
+      mask: this.mask,
+      readOnly: false,
+      rsv1: false,
+      ...(this.mask ? { generateMask: zeroMask } : {}),
+    });
+    const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
+    this.queue.push({ chunks, bytes, cb });
+    this.queuedBytes += bytes;
+    if (this.queue.length === 1) this.flush();
+  }
+
+  // Writes queued frames until the socket is full; each callback fires once its whole frame is written.
+  private flush(): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0];
+      const n = this.native.writev(this.fd, head.chunks);
+      if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
+      if (n < 0) {
+        this.fail(Object.assign(new Error(`writing the urgent socket failed: errno ${-n}`), { errno: -n }));
+        return;
+      }
+      this.queuedBytes -= n;
+      head.bytes -= n;
+      if (head.bytes > 0) {
+        head.chunks = dropBytes(head.chunks, n);
+        continue;
+      }
+      this.queue.shift();
+      head.cb?.();
+    }
+  }
+
+  private fail(err: Error, closeCode?: number): void {
+    if (this.readyState === this.CLOSED) return;
+    this.emit('error', err);
+    // As ws does: a frame this side refused closes with the code that names why, on both sides.
+    if (closeCode !== undefined) this.closeCode = closeCode;
+    if (closeCode !== undefined && !this.closeFrameSent) {
+      this.closeFrameSent = true;
+      this.sendFrame(closeBody(closeCode, err.message.slice(0, 120)), OPCODE_CLOSE);
+    }
+    this.finish();
+  }
+
+  // The socket is done: unsent frames fail, the descriptor closes, 'close' fires once.
+  private finish(): void {
+    if (this.readyState === this.CLOSED) return;
+    this.readyState = this.CLOSED;
+    clearTimeout(this.closeTimer);
+    const unsent = this.queue.splice(0);
+    this.queuedBytes = 0;
+    this.native.close(this.fd);
+    for (const p of unsent) p.cb?.(new Error('the urgent socket closed before this frame was written'));
+    this.emit('close', this.closeCode, this.closeReason);
+  }
+}
+
+function dropBytes(chunks: Uint8Array[], n: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const c of chunks) {
+    if (n >= c.length) {
+      n -= c.length;
+      continue;
+    }
+    rest.push(n > 0 ? c.subarray(n) : c);
+    n = 0;
+  }
+  return rest;
+}

@@ -1,0 +1,105 @@
+/* Blocking I/O for a thread that owns its descriptors outright, as QEMU's
+ * postcopy fault thread does: poll(2) over a few descriptors, read(2) and
+ * writev(2) on a socket. No libuv, no callbacks: the calling thread sleeps in
+ * the kernel until a descriptor is ready. */
+#include "addon.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MAX_POLL_FDS 16
+#define MAX_IOV 8
+
+static napi_value count_or_errno(napi_env env, ssize_t n) {
+  return make_number(env, n >= 0 ? (double)n : -(double)errno);
+}
+
+/* set: Int32Array of [fd, events, revents] triples; revents are written back. */
+static napi_value do_poll(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t timeout;
+  CHECK(args_get(env, info, "poll(set: Int32Array of [fd, events, revents] triples, timeoutMs: number)", 2, &a));
+  bool is_typed;
+  napi_is_typedarray(env, a.argv[0], &is_typed);
+  napi_typedarray_type type;
+  size_t length = 0;
+  int32_t *set = NULL;
+  napi_value ab;
+  size_t offset;
+  if (is_typed) napi_get_typedarray_info(env, a.argv[0], &type, &length, (void **)&set, &ab, &offset);
+  if (!is_typed || type != napi_int32_array || length % 3 != 0 || length / 3 > MAX_POLL_FDS) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "Usage: poll(set: Int32Array of at most 16 [fd, events, revents] triples, timeoutMs: number)");
+    return NULL;
+  }
+  CHECK(arg_u64(&a, 1, &timeout));
+  struct pollfd fds[MAX_POLL_FDS];
+  size_t n = length / 3;
+  for (size_t i = 0; i < n; i++) {
+    fds[i].fd = set[i * 3];
+    fds[i].events = (short)set[i * 3 + 1];
+    fds[i].revents = 0;
+  }
+  int rc = poll(fds, n, timeout > 0x7fffffff ? -1 : (int)timeout);
+  for (size_t i = 0; i < n; i++) set[i * 3 + 2] = rc > 0 ? fds[i].revents : 0;
+  return count_or_errno(env, rc);
+}
+
+/* read(2) into buffer: bytes read, 0 at end of stream, or -errno (-EAGAIN when nothing is there). */
+static napi_value read_bytes(napi_env env, napi_callback_info info) {
+  args_t a;
+  int fd;
+  void *buf;
+  size_t len;
+  CHECK(args_get(env, info, "readBytes(fd: number, buffer: Uint8Array)", 2, &a));
+  CHECK(arg_fd(&a, 0, &fd));
+  CHECK(arg_bytes(&a, 1, &buf, &len));
+  return count_or_errno(env, read(fd, buf, len));
+}
+
+/* writev(2) of up to 8 chunks: bytes written (maybe fewer than all) or -errno. */
+static napi_value do_writev(napi_env env, napi_callback_info info) {
+  args_t a;
+  int fd;
+  uint32_t count;
+  bool is_array;
+  CHECK(args_get(env, info, "writev(fd: number, chunks: Uint8Array[])", 2, &a));
+  CHECK(arg_fd(&a, 0, &fd));
+  napi_is_array(env, a.argv[1], &is_array);
+  if (is_array) napi_get_array_length(env, a.argv[1], &count);
+  if (!is_array || count < 1 || count > MAX_IOV) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "Usage: writev(fd: number, chunks: Uint8Array[]) (1 to 8 chunks)");
+    return NULL;
+  }
+  struct iovec iov[MAX_IOV];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value chunk;
+    NAPI_OK(env, napi_get_element(env, a.argv[1], i, &chunk));
+    a.argv[2] = chunk;
+    CHECK(arg_bytes(&a, 2, &iov[i].iov_base, &iov[i].iov_len));
+  }
+  return count_or_errno(env, writev(fd, iov, (int)count));
+}
+
+napi_status register_blocking_io(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"poll", NULL, do_poll, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readBytes", NULL, read_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writev", NULL, do_writev, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_status s = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  if (s != napi_ok) return s;
+  napi_value c;
+  s = napi_get_named_property(env, exports, "constants", &c);
+  if (s != napi_ok) return s;
+  struct { const char *name; double value; } table[] = {
+      {"POLLIN", POLLIN}, {"POLLOUT", POLLOUT}, {"POLLERR", POLLERR}, {"POLLHUP", POLLHUP}, {"POLLNVAL", POLLNVAL},
+      {"EAGAIN", EAGAIN}, {"EINTR", EINTR},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    s = napi_set_named_property(env, c, table[i].name, make_number(env, table[i].value));
+    if (s != napi_ok) return s;
+  }
+  return napi_ok;
+}

@@ -70,6 +70,8 @@ export class IncomingGuest extends EventEmitter<Events> {
   private readonly faultThread: FaultThread;
   private threadServes = false;
   private machineRef: Machine | undefined;
+  /** The guest was started here (postcopy-run, or a resume that stood in for it). */
+  private guestRunning = false;
   private configuredMachine: (() => void) | undefined;
   private readonly configured = new Promise<void>((resolve) => (this.configuredMachine = resolve));
   private incoming: IncomingMigration | undefined;
@@ -222,12 +224,14 @@ export class IncomingGuest extends EventEmitter<Events> {
       const state = this.state.state;
       if (state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'postcopy-paused') return;
       const why = `the source closed the ${kind} channel (${code}${reason ? `: ${reason}` : ''})`;
-      if (state !== 'postcopy-active' || error) {
+      if ((state !== 'postcopy-active' && state !== 'device') || error) {
         this.fail(error ?? new MigrationFailedError(`${why} while the migration was ${state}`));
         return;
       }
-      // The guest runs here and some of its pages are still there: wait for
-      // the source to reconnect (it retries on its own) instead of losing them.
+      // The guest runs here (or its state was taken, and the source, which
+      // sent postcopy-run right behind it, no longer runs it) and some of its
+      // pages are still there: wait for the source to reconnect (it retries
+      // on its own) instead of losing them.
       this.state.moveTo('postcopy-paused');
       this.pages!.detach();
       closeAll(1001, 'connection lost; waiting for the source to resume');
@@ -274,19 +278,20 @@ export class IncomingGuest extends EventEmitter<Events> {
         control.send({ type: 'ack', of: 'machine-state' });
         break;
       case 'postcopy-run':
-        this.machineRef!.setStopAt(this.options.stopAt);
-        // First: a hart runs as soon as its worker has it, and its first fault's page may come back on urgent before start() resolves.
-        this.state.moveTo('postcopy-active');
-        await this.machineRef!.start();
+        await this.startGuest();
         control.send({ type: 'ack', of: 'postcopy-run' });
-        this.emit('started', this.machineRef!);
-        this.pages!.postcopyStarted();
+        this.announceStarted();
         break;
-      case 'resume':
-        this.state.moveTo('postcopy-active');
+      case 'resume': {
+        // The connection broke between machine-state and postcopy-run: resuming is the go.
+        const starting = !this.guestRunning;
+        if (starting) await this.startGuest();
+        else this.state.moveTo('postcopy-active');
         control.send({ type: 'ack', of: 'resume' });
+        if (starting) this.announceStarted();
         this.pages!.resumed();
         break;
+      }
       case 'cancel':
         this.log.warn({ reason: m.reason }, 'the source cancelled the migration');
         this.state.moveTo('cancelled');
@@ -298,6 +303,20 @@ export class IncomingGuest extends EventEmitter<Events> {
       default:
         this.log.warn({ type: m.type }, 'unexpected control message from the source; ignored');
     }
+  }
+
+  private async startGuest(): Promise<void> {
+    this.guestRunning = true;
+    this.machineRef!.setStopAt(this.options.stopAt);
+    // First: a hart runs as soon as its worker has it, and its first fault's page may come back on urgent before start() resolves.
+    this.state.moveTo('postcopy-active');
+    await this.machineRef!.start();
+  }
+
+  /** After the source was told: completion may be declared from now on. */
+  private announceStarted(): void {
+    this.emit('started', this.machineRef!);
+    this.pages!.postcopyStarted();
   }
 
   /** The machine as the source describes it and the handshake sized it; its state comes at the switchover. */

@@ -21,7 +21,9 @@ const NEXT: Record<MigrationState, readonly MigrationState[]> = {
   setup: ['precopy-active', 'device', 'failed', 'cancelled'],
   'precopy-active': ['device', 'failed', 'cancelled'],
   // Straight to completed when precopy sent everything before switchover.
-  device: ['postcopy-active', 'completed', 'failed', 'cancelled'],
+  // Paused when the connection breaks after the state was taken: the source
+  // sent postcopy-run with it and reconnects, and 'resume' starts the guest.
+  device: ['postcopy-active', 'postcopy-paused', 'completed', 'failed', 'cancelled'],
   // No cancel once the guest runs on the destination: its state is split
   // between the two sides and only finishing (or failing) is left.
   'postcopy-active': ['postcopy-paused', 'completed', 'failed'],

@@ -2,18 +2,32 @@
 // destination and part of its RAM is still only on the source, so both sides
 // must pause, the source must reconnect on its own, and the guest must end
 // exactly where an unmigrated run does. Real processes; the break is real too:
-// a TCP relay between them drops every connection it carries.
+// a TCP relay between them drops every connection it carries. The same holds
+// for a break between the guest's state and the go (postcopy-run): the source
+// no longer runs the guest, so the destination must wait for it too.
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
+import { encodeControl } from '../../src/protocol/codec.ts';
 import { childGroup, reference } from './processes.ts';
 
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=192M pattern=random write=100 passes=0', '--ram', '256M'];
 const N = '60000000';
 
-/** Forwards 127.0.0.1:port to `target`; cut() drops every connection so far and keeps accepting. */
-async function relay(target: number): Promise<{ port: number; cut(): number; close(): void }> {
+// postcopy-run as the source's ws client sends it: masked with zeros (connect.ts).
+function clientFrame(payload: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([0x82, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+}
+const POSTCOPY_RUN = clientFrame(encodeControl({ type: 'postcopy-run' }));
+
+/**
+ * Forwards 127.0.0.1:port to `target`; cut() drops every connection so far and
+ * keeps accepting. With `cutBefore`, the connection whose source-side bytes
+ * hold it is dropped just before them, once, and `cutBeforeSeen` says so.
+ */
+async function relay(target: number, cutBefore?: Buffer): Promise<{ port: number; cut(): number; close(): void; readonly cutBeforeSeen: boolean }> {
   const live = new Set<Socket>();
+  let cutBeforeSeen = false;
   const server = createServer((client) => {
     const upstream = connect(target, '127.0.0.1');
     for (const s of [client, upstream]) {
@@ -21,11 +35,29 @@ async function relay(target: number): Promise<{ port: number; cut(): number; clo
       s.on('close', () => live.delete(s));
       s.on('error', () => undefined);
     }
-    client.pipe(upstream).pipe(client);
+    upstream.pipe(client);
+    let tail = Buffer.alloc(0);
+    client.on('data', (chunk: Buffer) => {
+      const seen = cutBefore && !cutBeforeSeen ? Buffer.concat([tail, chunk]).indexOf(cutBefore) : -1;
+      if (seen < 0) {
+        upstream.write(chunk);
+        if (cutBefore) tail = Buffer.concat([tail, chunk]).subarray(-(cutBefore.length - 1));
+        return;
+      }
+      // Only this connection breaks, right after what came before: the destination sees that, then the end.
+      cutBeforeSeen = true;
+      upstream.end(chunk.subarray(0, Math.max(0, seen - tail.length)), () => {
+        upstream.destroy();
+        client.destroy();
+      });
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
+    get cutBeforeSeen() {
+      return cutBeforeSeen;
+    },
     cut() {
       const n = live.size;
       for (const s of live) s.destroy();
@@ -50,24 +82,57 @@ describe('postcopy recovery', () => {
       const control = new ControlClient((await source.waitFor('listening')).control as string, token);
 
       await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
+      // Asked now, so it is in flight when the migration ends: the source closes
+      // its endpoint's idle connections then, and a request sent after the end
+      // on a kept-alive one may meet a reset.
+      const ended = control.migrationEnd();
+      let over = false;
+      void ended.finally(() => (over = true)).catch(() => undefined);
       const seen = new Set<string>();
       let cutWhileMissing = -1;
-      for (;;) {
-        const info = await control.infoMigrate();
+      while (!over) {
+        const info = await control.infoMigrate().catch(async (err: unknown) => {
+          await Promise.race([ended, new Promise((r) => setTimeout(r, 5000))]);
+          if (!over) throw err;
+        });
         if (info) seen.add(info.status);
         if (info?.status === 'postcopy-active' && cutWhileMissing < 0) {
           expect(link.cut()).toBeGreaterThan(0);
           cutWhileMissing = info.remainingPages;
         }
-        if (info && (info.status === 'completed' || info.status === 'failed')) break;
         await new Promise((r) => setTimeout(r, 5));
       }
-      const end = await control.migrationEnd();
+      const end = await ended;
       expect(end.error).toBeNull();
       expect(end.status).toBe('completed');
       // The cut happened with pages still on the source, and the source saw itself paused.
       expect(cutWhileMissing).toBeGreaterThan(0);
       expect(seen.has('postcopy-paused')).toBe(true);
+
+      const finished = await destination.waitFor('finished');
+      const straight = await reference([...GUEST, '--instructions', N]);
+      expect(finished.stateHash).toBe(straight.stateHash);
+      expect(source.consoleText + destination.consoleText).toBe(straight.console);
+    } finally {
+      link?.close();
+      killAll();
+    }
+  });
+
+  it('a connection lost between the state and postcopy-run pauses the destination too, and resuming starts the guest there', async () => {
+    const { token, spawn, killAll } = childGroup();
+    let link: Awaited<ReturnType<typeof relay>> | undefined;
+    try {
+      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+      link = await relay(Number(new URL((await destination.waitFor('listening')).url as string).port), POSTCOPY_RUN);
+      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+
+      await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
+      const end = await control.migrationEnd();
+      expect(link.cutBeforeSeen).toBe(true);
+      expect(end.error).toBeNull();
+      expect(end.status).toBe('completed');
 
       const finished = await destination.waitFor('finished');
       const straight = await reference([...GUEST, '--instructions', N]);

@@ -6,6 +6,7 @@
 import { pageIndex } from '../protocol/layout.ts';
 import type { PageBitmap } from '../protocol/page-bitmap.ts';
 import { encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
+import type { PopulatedPages } from './populated-pages.ts';
 import type { SendWindow } from './send-window.ts';
 import type { TransferCounters } from './transfer-counters.ts';
 import { isZeroPage } from './zero-page.ts';
@@ -19,6 +20,8 @@ export interface FrameSenderOptions {
   /** Pages the destination holds or has on the way. */
   readonly sent: PageBitmap;
   readonly counters: TransferCounters;
+  /** Pages known to read as zero without reading them (private anonymous RAM only). */
+  readonly populated?: PopulatedPages;
 }
 
 export class FrameSender {
@@ -28,6 +31,7 @@ export class FrameSender {
   constructor(private readonly options: FrameSenderOptions) {}
 
   isZero(page: number): boolean {
+    if (this.options.populated?.mayHoldData(page) === false) return true;
     return isZeroPage(this.pageBytes(page, 1));
   }
 

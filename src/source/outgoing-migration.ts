@@ -106,7 +106,9 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     const { machine, mode } = this.options;
     this.startedAt = performance.now();
     try {
-      const server = new PageServer({ ram: machine.ram.bytes(), pageSize: PAGE_SIZE, log: this.log });
+      const region = machine.ram.region;
+      const ramAddress = region?.backend === 'kernel' ? region.address : undefined;
+      const server = new PageServer({ ram: machine.ram.bytes(), ramAddress, pageSize: PAGE_SIZE, log: this.log });
       this.server = server;
       const done = this.watch();
       const { requests } = this.options;

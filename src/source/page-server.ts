@@ -4,19 +4,26 @@
 // pages go out on the urgent channel from the request thread
 // (request-thread.ts), which shares this server's sent set and reports its
 // counts through shared memory. Pages the destination holds are skipped, zero
-// pages travel as markers, runs of consecutive pages share a frame, and
-// neither channel's queue grows past its high-water mark.
+// pages travel as markers (pages never populated are known to be zero
+// without reading them: populated-pages.ts), runs of consecutive pages share
+// a frame, and neither channel's queue grows past its high-water mark.
 import type { Logger } from '../log.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { MAX_PAGES_PER_FRAME, MAX_ZERO_RUN_PAGES } from '../protocol/version.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
+import { PopulatedPages } from './populated-pages.ts';
 import { SendWindow, type FrameSink } from './send-window.ts';
 import { sumCounts, TransferCounters, type TransferCounts } from './transfer-counters.ts';
 
 export interface PageServerOptions {
   /** Source guest RAM; read, never written. */
   readonly ram: Uint8Array;
+  /**
+   * Host address of `ram` when it is a private anonymous mapping (a kernel
+   * region): pages never populated there are zero pages without being read.
+   */
+  readonly ramAddress?: number;
   readonly pageSize: number;
   /**
    * Pages per bulk frame (default 64: 256 KiB). Urgent pages have their own
@@ -67,6 +74,7 @@ export class PageServer {
   private readonly requestCounters = new TransferCounters();
   private readonly cursorHint = new CursorHint();
   private readonly frames: FrameSender;
+  private readonly populated: PopulatedPages | undefined;
   private readonly maxPagesPerFrame: number;
   private readonly maxZeroRunPages: number;
   private readonly highWaterMark: number;
@@ -85,12 +93,14 @@ export class PageServer {
     this.maxZeroRunPages = Math.min(options.maxZeroRunPages ?? 1024, MAX_ZERO_RUN_PAGES);
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.framesPerTurn = options.framesPerTurn ?? 16;
+    this.populated = options.ramAddress === undefined ? undefined : PopulatedPages.open(options.ramAddress, this.pageCount, options.pageSize);
     this.frames = new FrameSender({
       ram: options.ram,
       pageSize: options.pageSize,
       maxPagesPerFrame: this.maxPagesPerFrame,
       sent: this.sent,
       counters: this.counters,
+      populated: this.populated,
     });
     this.requestShare = {
       pageSize: options.pageSize,
@@ -149,6 +159,8 @@ export class PageServer {
    * stay ordered with discards and machine state. Resolves once all are queued.
    */
   async sendPrecopy(pages: Iterable<number>): Promise<void> {
+    // The guest runs: what the pagemap said before this round's dirty log was taken is stale.
+    this.populated?.refresh();
     let runStart = -1;
     let runLength = 0;
     for (const p of pages) {
@@ -165,6 +177,8 @@ export class PageServer {
 
   /** Postcopy: start the background push of every page not yet sent. */
   startPush(onAllSent?: () => void): void {
+    // Written up to the switchover; never again once the push starts.
+    this.populated?.refresh();
     this.pushing = true;
     this.allSentHandler = onAllSent;
     this.schedulePump();
@@ -173,6 +187,7 @@ export class PageServer {
   stop(): void {
     this.pushing = false;
     this.windows = undefined;
+    this.populated?.close();
   }
 
   private schedulePump(): void {

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { PageBitmap } from '../../src/protocol/page-bitmap.ts';
+import { FrameSender } from '../../src/source/frame-sender.ts';
+import { PopulatedPages } from '../../src/source/populated-pages.ts';
+import { TransferCounters } from '../../src/source/transfer-counters.ts';
+import { nativeAvailable } from '../../src/uffd/native.ts';
+import { allocateRegion } from '../../src/uffd/region.ts';
+
+const PAGE = 4096;
+
+describe.skipIf(!nativeAvailable())('zero pages of private anonymous RAM (pagemap)', () => {
+  it('knows an untouched page is zero without reading it, and compares every page that was populated', () => {
+    const region = allocateRegion(8 * PAGE, 'kernel');
+    try {
+      const ram = region.bytes();
+      ram[1 * PAGE + 100] = 1; // populated, not zero
+      ram[2 * PAGE + 7] = 1; // populated, then zeroed again
+      ram[2 * PAGE + 7] = 0;
+      void ram[3 * PAGE]; // read only: the shared zero page is mapped there
+      ram.fill(9, 4 * PAGE, 5 * PAGE);
+      region.discard(4 * PAGE, PAGE); // discarded: reads as zero again
+      const populated = PopulatedPages.open(region.address, 8, PAGE)!;
+      expect([0, 1, 2, 3, 4].map((p) => populated.mayHoldData(p))).toEqual([false, true, true, true, false]);
+
+      const frames = new FrameSender({ ram, pageSize: PAGE, maxPagesPerFrame: 4, sent: new PageBitmap(8), counters: new TransferCounters(), populated });
+      expect([0, 1, 2, 3, 4, 5].map((p) => frames.isZero(p))).toEqual([true, false, true, true, true, true]);
+      // Told apart without a read: reading would have mapped the zero page there.
+      populated.refresh();
+      expect(populated.mayHoldData(0)).toBe(false);
+      expect(populated.mayHoldData(5)).toBe(false);
+      populated.close();
+    } finally {
+      region.release();
+    }
+  });
+
+  it('answers from its last read until refreshed', () => {
+    const region = allocateRegion(4 * PAGE, 'kernel');
+    try {
+      const populated = PopulatedPages.open(region.address, 4, PAGE)!;
+      expect(populated.mayHoldData(2)).toBe(false);
+      region.bytes()[2 * PAGE] = 5;
+      expect(populated.mayHoldData(2)).toBe(false);
+      populated.refresh();
+      expect(populated.mayHoldData(2)).toBe(true);
+      populated.close();
+      // Closed: nothing is known, every page is compared.
+      expect(populated.mayHoldData(0)).toBe(true);
+    } finally {
+      region.release();
+    }
+  });
+});

@@ -59,6 +59,9 @@ interface Events {
   failed: [Error];
 }
 
+/** How long a destination that lost its source during the switchover waits for it: as long as the source retries (recoveryMs). */
+const SOURCE_RETURN_MS = 120_000;
+
 export class IncomingGuest extends EventEmitter<Events> {
   private readonly log: Logger;
   private uffd: Userfaultfd | undefined;
@@ -72,6 +75,10 @@ export class IncomingGuest extends EventEmitter<Events> {
   private machineRef: Machine | undefined;
   /** The guest was started here (postcopy-run, or a resume that stood in for it). */
   private guestRunning = false;
+  /** The source was told it may switch over: from then on it may have stopped the guest for us. */
+  private readySent = false;
+  /** Lost the source after 'ready' without its state: fails when the source has not come back by then. */
+  private stateless: NodeJS.Timeout | undefined;
   private configuredMachine: (() => void) | undefined;
   private readonly configured = new Promise<void>((resolve) => (this.configuredMachine = resolve));
   private incoming: IncomingMigration | undefined;
@@ -93,15 +100,19 @@ export class IncomingGuest extends EventEmitter<Events> {
 
   static async listen(options: IncomingGuestOptions): Promise<IncomingGuest> {
     const state = new MigrationStateMachine();
+    let guest: IncomingGuest | undefined;
     const listener = await MigrationListener.listen({
       host: options.host,
       port: options.port,
       token: options.token,
       pageSize: PAGE_SIZE,
       state,
+      // Also while waiting to tell a source that lost us before its state arrived that the guest never ran here.
+      resumable: () => state.state === 'postcopy-paused' || guest?.stateless !== undefined,
       log: options.log,
     });
-    return new IncomingGuest(state, listener, options);
+    guest = new IncomingGuest(state, listener, options);
+    return guest;
   }
 
   get url(): string {
@@ -139,6 +150,7 @@ export class IncomingGuest extends EventEmitter<Events> {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.stateless);
     await this.listener.close();
     await this.machineRef?.close();
     await this.vcpuPool.close();
@@ -173,7 +185,9 @@ export class IncomingGuest extends EventEmitter<Events> {
       pool.provide(m.identity.vcpus, ramFromRegion(region).handle);
       // And only once the machine is built from the config the source sends first.
       void Promise.all([pool.loaded(), this.faultThread.loaded(), this.configured]).then(() => {
-        if (this.state.state === 'setup' || this.state.state === 'precopy-active') m.channels.control.send({ type: 'ready' });
+        if (this.state.state !== 'setup' && this.state.state !== 'precopy-active') return;
+        m.channels.control.send({ type: 'ready' });
+        this.readySent = true;
       });
       const received = new PageBitmap(region.length / PAGE_SIZE);
       // The kernel backend's faults are served by their own thread; the software backend's on this one.
@@ -220,10 +234,24 @@ export class IncomingGuest extends EventEmitter<Events> {
       else channels.urgent.close(code, reason);
     };
     const lost = (kind: string, code: number, reason: string, error?: ProtocolError): void => {
-      if (this.incoming !== m) return;
+      if (this.incoming !== m || this.stateless) return;
       const state = this.state.state;
       if (state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'postcopy-paused') return;
       const why = `the source closed the ${kind} channel (${code}${reason ? `: ${reason}` : ''})`;
+      // Broken (no close frame) after 'ready', before the state arrived: the
+      // source may have stopped the guest and sent it, and then it comes back
+      // to resume. Only this side knows the guest never ran here, so it waits
+      // to say so; the source then runs the guest again itself.
+      if ((state === 'setup' || state === 'precopy-active') && this.readySent && code === 1006 && !error) {
+        this.pages!.detach();
+        closeAll(1001, 'connection lost before the guest state arrived');
+        this.stateless = setTimeout(() => {
+          this.stateless = undefined;
+          this.fail(new MigrationFailedError(`${why} before the guest's state arrived, and the source did not come back within ${SOURCE_RETURN_MS / 1000} s`));
+        }, SOURCE_RETURN_MS);
+        this.log.warn({ reason: why, waitMs: SOURCE_RETURN_MS }, "the connection to the source broke before the guest's state arrived; waiting for the source to come back and learn that the guest never ran here");
+        return;
+      }
       if ((state !== 'postcopy-active' && state !== 'device') || error) {
         this.fail(error ?? new MigrationFailedError(`${why} while the migration was ${state}`));
         return;
@@ -245,6 +273,14 @@ export class IncomingGuest extends EventEmitter<Events> {
 
   /** The source came back after postcopy-paused: tell it what arrived, then it resumes. */
   private reconnected(m: IncomingMigration): void {
+    if (this.stateless && this.incoming?.session === m.session) {
+      clearTimeout(this.stateless);
+      this.stateless = undefined;
+      this.incoming = m;
+      // Sent on the new connection: before any state was acked, the source resumes the guest itself.
+      this.fail(new MigrationFailedError("the connection to the source broke before the guest's state arrived here: the guest never ran on this destination and resumes on the source"));
+      return;
+    }
     if (!this.incoming || this.incoming.session !== m.session || this.state.state !== 'postcopy-paused') {
       m.channels.control.fail(new ProtocolStateError(`cannot resume migration ${m.session} here: this destination is ${this.state.state}`));
       return;

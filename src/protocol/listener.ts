@@ -41,6 +41,8 @@ export interface ListenOptions {
   /** What else the destination was told to expect (RAM, vCPUs, image); unset fields are taken from the source. */
   readonly expect?: Partial<MachineIdentity>;
   readonly state: MigrationStateMachine;
+  /** Whether a source may come back (resume) now; by default only in postcopy-paused. */
+  readonly resumable?: () => boolean;
   readonly log: Logger;
 }
 
@@ -149,7 +151,7 @@ export class MigrationListener {
 
   private joinSession(hello: Hello, kind: ChannelKind): Session {
     const { state } = this.options;
-    if (hello.resume !== (state.state === 'postcopy-paused')) {
+    if (hello.resume !== (this.options.resumable?.() ?? state.state === 'postcopy-paused')) {
       throw new ProtocolStateError(
         hello.resume
           ? `cannot resume: this destination is ${state.state}, not postcopy-paused`

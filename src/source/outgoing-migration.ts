@@ -403,13 +403,16 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     // Both at once, no round trip between them: the destination takes them in
     // order and can only run the guest once it has taken the state. If it
     // refuses the state it says so before acking it, and the guest resumes here.
+    // Each move before its message: the request thread checks page requests
+    // against the state, and the destination's first one may reach that
+    // thread before this one gets past the send.
     const stateAcked = this.awaitReply('ack:machine-state');
-    control.send({ type: 'machine-state', state: transferred });
     this.state.moveTo('device');
+    control.send({ type: 'machine-state', state: transferred });
     const running = this.awaitReply('ack:postcopy-run');
     this.handedOverFlag = true;
-    control.send({ type: 'postcopy-run' });
     this.state.moveTo('postcopy-active');
+    control.send({ type: 'postcopy-run' });
     await stateAcked;
     await running;
     // Only now: the push would otherwise compete with the switchover for both event loops.

@@ -7,6 +7,7 @@
 // no longer runs the guest, so the destination must wait for it too.
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import type { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { encodeControl } from '../../src/protocol/codec.ts';
 import { childGroup, expectMigratesIntact, reference } from './processes.ts';
@@ -72,18 +73,43 @@ async function relay(target: number, cutBefore?: Buffer): Promise<{ port: number
   };
 }
 
-describe('postcopy recovery', () => {
-  it('a connection lost mid-postcopy pauses both sides, the source reconnects, and the guest loses nothing', async () => {
-    const { token, spawn, killAll } = childGroup();
-    let link: Awaited<ReturnType<typeof relay>> | undefined;
-    try {
-      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const destinationUrl = new URL((await destination.waitFor('listening')).url as string);
-      link = await relay(Number(destinationUrl.port));
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+interface Relayed {
+  readonly group: ReturnType<typeof childGroup>;
+  readonly destination: ChildPostcopy;
+  readonly source: ChildPostcopy;
+  readonly link: Awaited<ReturnType<typeof relay>>;
+  readonly control: ControlClient;
+}
 
-      await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
+/** A destination and a source with a relay between them (see relay); the postcopy migration is started, then `check` runs. */
+async function migrateThroughRelay(cutBefore: Buffer | undefined, check: (r: Relayed) => Promise<void>): Promise<void> {
+  const group = childGroup();
+  let link: Relayed['link'] | undefined;
+  try {
+    const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = group.spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    link = await relay(Number(new URL((await destination.waitFor('listening')).url as string).port), cutBefore);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, group.token);
+    await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
+    await check({ group, destination, source, link, control });
+  } finally {
+    link?.close();
+    group.killAll();
+  }
+}
+
+/** The guest finished on the destination exactly where a run that never migrated does. */
+async function expectEndsUnmigrated({ destination, source }: Relayed): Promise<void> {
+  const finished = await destination.waitFor('finished');
+  const straight = await reference([...GUEST, '--instructions', N]);
+  expect(finished.stateHash).toBe(straight.stateHash);
+  expect(source.consoleText + destination.consoleText).toBe(straight.console);
+}
+
+describe('postcopy recovery', () => {
+  it('a connection lost mid-postcopy pauses both sides, the source reconnects, and the guest loses nothing', () =>
+    migrateThroughRelay(undefined, async (r) => {
+      const { control, link } = r;
       // Asked now, so it is in flight when the migration ends: the source closes
       // its endpoint's idle connections then, and a request sent after the end
       // on a kept-alive one may meet a reset.
@@ -94,7 +120,7 @@ describe('postcopy recovery', () => {
       let cutWhileMissing = -1;
       while (!over) {
         const info = await control.infoMigrate().catch(async (err: unknown) => {
-          await Promise.race([ended, new Promise((r) => setTimeout(r, 5000))]);
+          await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 5000))]);
           if (!over) throw err;
         });
         if (info) seen.add(info.status);
@@ -103,7 +129,7 @@ describe('postcopy recovery', () => {
           expect(link.cut()).toBeGreaterThan(0);
           cutWhileMissing = info.remainingPages;
         }
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise((resolve) => setTimeout(resolve, 5));
       }
       const end = await ended;
       expect(end.error).toBeNull();
@@ -111,62 +137,25 @@ describe('postcopy recovery', () => {
       // The cut happened with pages still on the source, and the source saw itself paused.
       expect(cutWhileMissing).toBeGreaterThan(0);
       expect(seen.has('postcopy-paused')).toBe(true);
+      await expectEndsUnmigrated(r);
+    }));
 
-      const finished = await destination.waitFor('finished');
-      const straight = await reference([...GUEST, '--instructions', N]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-      expect(source.consoleText + destination.consoleText).toBe(straight.console);
-    } finally {
-      link?.close();
-      killAll();
-    }
-  });
-
-  it('a connection lost between the state and postcopy-run pauses the destination too, and resuming starts the guest there', async () => {
-    const { token, spawn, killAll } = childGroup();
-    let link: Awaited<ReturnType<typeof relay>> | undefined;
-    try {
-      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      link = await relay(Number(new URL((await destination.waitFor('listening')).url as string).port), POSTCOPY_RUN);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-
-      await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
-      const end = await control.migrationEnd();
-      expect(link.cutBeforeSeen).toBe(true);
+  it('a connection lost between the state and postcopy-run pauses the destination too, and resuming starts the guest there', () =>
+    migrateThroughRelay(POSTCOPY_RUN, async (r) => {
+      const end = await r.control.migrationEnd();
+      expect(r.link.cutBeforeSeen).toBe(true);
       expect(end.error).toBeNull();
       expect(end.status).toBe('completed');
+      await expectEndsUnmigrated(r);
+    }));
 
-      const finished = await destination.waitFor('finished');
-      const straight = await reference([...GUEST, '--instructions', N]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-      expect(source.consoleText + destination.consoleText).toBe(straight.console);
-    } finally {
-      link?.close();
-      killAll();
-    }
-  });
-
-  it('a connection lost before the destination took the state: it says the guest never ran there, and the guest goes on on the source', async () => {
-    const group = childGroup();
-    let link: Awaited<ReturnType<typeof relay>> | undefined;
-    try {
-      const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = group.spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      link = await relay(Number(new URL((await destination.waitFor('listening')).url as string).port), MACHINE_STATE);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, group.token);
-
-      await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
+  it('a connection lost before the destination took the state: it says the guest never ran there, and the guest goes on on the source', () =>
+    migrateThroughRelay(MACHINE_STATE, async ({ group, destination, source, link, control }) => {
       const end = await control.migrationEnd();
       expect(link.cutBeforeSeen).toBe(true);
       expect(end.status).toBe('failed');
       expect(end.error).toMatch(/never ran on this destination/);
       expect(await destination.exit()).not.toBe(0);
-
       await expectMigratesIntact(group, source, control, GUEST, N);
-    } finally {
-      link?.close();
-      group.killAll();
-    }
-  });
+    }));
 });

@@ -271,7 +271,11 @@ export class IncomingGuest extends EventEmitter<Events> {
     thread?.onChannelClose((code, reason, error) => lost('urgent', code, reason, error));
   }
 
-  /** The source came back after postcopy-paused: tell it what arrived, then it resumes. */
+  /**
+   * The source came back after postcopy-paused: tell it what arrived, then it
+   * resumes. Back after losing us before its state arrived: tell it the guest
+   * never ran here.
+   */
   private reconnected(m: IncomingMigration): void {
     if (this.stateless && this.incoming?.session === m.session) {
       clearTimeout(this.stateless);

@@ -17,18 +17,16 @@
 //
 //   npm run bench:migration -- [--json] [--ram 1G] [--wss 512M] [--after-instructions K]
 //       [--instructions N] [--floor-rounds R] [--bin PATH] [--timeout S]
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Command } from 'commander';
 import type { DemoSummary } from '../src/cli/demo.ts';
 import { integer, size } from '../src/cli/options.ts';
+import { compile, runJson, type Percentiles, type RemoteFault } from './c-programs.ts';
 
-const run = promisify(execFile);
-const BENCH = fileURLToPath(new URL('.', import.meta.url));
 const DEFAULT_BIN = fileURLToPath(new URL('../bin/postcopy.js', import.meta.url));
 
 const TOTAL_LIMIT = 2;
@@ -54,29 +52,6 @@ interface Bandwidth {
   gbPerSecond: number[];
   medianGBps: number;
   bestGBps: number;
-}
-
-interface Percentiles {
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-interface RemoteFault {
-  uffd: string;
-  regionBytes: number;
-  wssBytes: number;
-  push: boolean;
-  elapsedMs: number;
-  touches: number;
-  faults: number;
-  /** Touch → resume, as the toucher thread saw it. */
-  latencyUs: Percentiles;
-  /** uffd_msg read → page placed: the span postcopy's own histogram times. */
-  serviceUs: Percentiles;
-  pushGBps: number;
-  verified: boolean;
 }
 
 interface Target {
@@ -105,28 +80,6 @@ interface Result {
 const note = (options: Options, line: string): void => {
   if (!options.json) process.stderr.write(`${line}\n`);
 };
-
-async function compile(dir: string, name: string): Promise<string> {
-  const out = join(dir, name);
-  try {
-    await run('cc', ['-O2', '-pthread', '-o', out, join(BENCH, `${name}.c`)]);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('the floors are C programs and need a C compiler: install one (apt-get install gcc) so `cc` is on PATH');
-    throw new Error(`cc could not build bench/${name}.c:\n${e.stderr ?? e.message}`);
-  }
-  return out;
-}
-
-async function runJson<T>(program: string, args: string[]): Promise<T> {
-  try {
-    const { stdout } = await run(program, args, { maxBuffer: 1 << 20, timeout: 300_000 });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
-  } catch (err) {
-    const e = err as Error & { stderr?: string };
-    throw new Error(`${program} ${args.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`);
-  }
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -54,15 +54,6 @@ function threadCpu(): Map<string, number> {
   return cpu;
 }
 
-/** The thread that appeared while `start` ran and did the most work since: a worker's own thread. */
-async function newThread(start: () => Promise<void>): Promise<string> {
-  const before = threadCpu();
-  await start();
-  const fresh = [...threadCpu()].filter(([tid]) => !before.has(tid)).sort((a, b) => b[1] - a[1]);
-  if (fresh.length === 0) throw new Error('no new thread appeared: cannot tell the fault-path threads apart');
-  return fresh[0][0];
-}
-
 function percentiles(valuesUs: Float64Array): Percentiles {
   const sorted = Float64Array.from(valuesUs).sort();
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -94,18 +85,17 @@ async function nodeFaultPath(options: Options): Promise<{ touchUs: Percentiles; 
   const words = new Uint32Array(ram);
   for (let p = 0; p < pageCount; p++) words.fill(p * 2654435761, (p * PAGE) / 4, ((p + 1) * PAGE) / 4);
   const server = new PageServer({ ram: new Uint8Array(ram), pageSize: PAGE, log });
-  let requests: RequestThread | undefined;
-  let faults: FaultThread | undefined;
-  const requestTid = await newThread(() => (requests = new RequestThread(log)).loaded());
-  const faultTid = await newThread(() => (faults = new FaultThread(log)).loaded());
+  const requests = new RequestThread(log);
+  const faults = new FaultThread(log);
+  await Promise.all([requests.loaded(), faults.loaded()]);
   const region = allocateRegion(options.region, 'kernel');
   const uffd = openUserfaultfd({ path: 'dev', logger: log }) as KernelUserfaultfd;
   try {
-    requests!.serve({ ram: { kind: 'shared', buffer: ram }, share: server.requestShare, state: sourceState });
+    requests.serve({ ram: { kind: 'shared', buffer: ram }, share: server.requestShare, state: sourceState });
     uffd.register(region.address, region.length);
     const received = new PageBitmap(pageCount);
-    destState.onChange((_from, to) => faults!.setState(to));
-    faults!.serve({ uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE, received, state: destState.state });
+    destState.onChange((_from, to) => faults.setState(to));
+    faults.serve({ uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE, received, state: destState.state });
     const source = await connectMigration({
       url: `ws://127.0.0.1:${listener.port}`,
       token,
@@ -114,8 +104,8 @@ async function nodeFaultPath(options: Options): Promise<{ touchUs: Percentiles; 
       state: sourceState,
       log,
     });
-    requests!.adopt(source.urgent);
-    await faults!.adopt((await incoming).channels.urgent);
+    requests.adopt(source.urgent);
+    await faults.adopt((await incoming).channels.urgent);
     for (const state of [sourceState, destState]) {
       state.moveTo('device');
       state.moveTo('postcopy-active');
@@ -133,20 +123,23 @@ async function nodeFaultPath(options: Options): Promise<{ touchUs: Percentiles; 
     const [{ aborted }] = (await once(toucher, 'message')) as [{ aborted: boolean }];
     const after = threadCpu();
     await toucher.terminate();
-    const spent = (tid: string): number => (((after.get(tid) ?? 0) - (before.get(tid) ?? 0)) * 1000) / options.faults;
-    const figures = await faults!.figures();
+    const spent = (tid: number | undefined): number => {
+      if (tid === undefined) throw new Error('a fault-path thread never said it was loaded');
+      return (((after.get(String(tid)) ?? 0) - (before.get(String(tid)) ?? 0)) * 1000) / options.faults;
+    };
+    const figures = await faults.figures();
     const placed = region.bytes();
     const verified = !aborted && pages.every((p) => Buffer.compare(placed.subarray(p * PAGE, (p + 1) * PAGE), new Uint8Array(ram, p * PAGE, PAGE)) === 0);
-    await requests!.stop(1000, 'benchmark over');
+    await requests.stop(1000, 'benchmark over');
     for (const c of [source.control, source.bulk]) c.close();
     return {
       touchUs: percentiles(new Float64Array(latencies).map((ns) => ns / 1000)),
       serviceUs: figures.latencyUs,
-      cpuUsPerFault: { faultThread: spent(faultTid), requestThread: spent(requestTid) },
+      cpuUsPerFault: { faultThread: spent(faults.tid), requestThread: spent(requests.tid) },
       verified,
     };
   } finally {
-    await faults?.close();
+    await faults.close();
     await listener.close();
     uffd.close();
     region.release();

@@ -12,7 +12,7 @@ import type { Logger } from './log.ts';
 export const FAULT_PATH_NICE = -10;
 
 /** This thread's kernel id, from /proc/thread-self (pid/task/tid). */
-function threadId(): number {
+export function threadId(): number {
   return Number(readlinkSync('/proc/thread-self').split('/')[2]);
 }
 

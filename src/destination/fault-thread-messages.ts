@@ -38,8 +38,8 @@ export interface FaultThreadFigures {
 }
 
 export type FromFaultThread =
-  /** Its modules are loaded: it can serve at once. */
-  | { readonly type: 'loaded' }
+  /** Its modules are loaded: it can serve at once. `tid`: its kernel thread id, for per-thread figures. */
+  | { readonly type: 'loaded'; readonly tid: number }
   | { readonly type: 'all-present' }
   | { readonly type: 'channel-closed'; readonly code: number; readonly reason: string; readonly error?: { readonly code: string; readonly message: string } }
   | { readonly type: 'figures'; readonly figures: FaultThreadFigures }

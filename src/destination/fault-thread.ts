@@ -33,6 +33,7 @@ export type ChannelCloseHandler = (code: number, reason: string, error?: Protoco
 export class FaultThread {
   private readonly worker: Worker;
   private readonly loadedPromise: Promise<void>;
+  private threadId: number | undefined;
   private pageSize = 0;
   private allPresentHandler: (() => void) | undefined;
   private closeHandler: ChannelCloseHandler | undefined;
@@ -49,6 +50,7 @@ export class FaultThread {
       const onLoaded = (m: FromFaultThread): void => {
         if (m.type !== 'loaded') return;
         this.worker.off('message', onLoaded);
+        this.threadId = m.tid;
         resolve();
       };
       this.worker.on('message', onLoaded);
@@ -67,6 +69,11 @@ export class FaultThread {
   /** Resolves once its modules are loaded (or it exited). */
   loaded(): Promise<void> {
     return this.loadedPromise;
+  }
+
+  /** Its kernel thread id, once loaded: for per-thread figures (bench:fault-path). */
+  get tid(): number | undefined {
+    return this.threadId;
   }
 
   /** From now on the fault thread reads this userfaultfd's events; this thread only places pages with it. */

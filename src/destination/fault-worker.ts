@@ -15,7 +15,7 @@ import type { MigrationState } from '../protocol/state.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { loadNative } from '../uffd/native.ts';
-import { prioritizeThisThread } from '../thread-priority.ts';
+import { prioritizeThisThread, threadId } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import { FaultHandler } from './fault-handler.ts';
 import type { FaultThreadData, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
@@ -140,4 +140,4 @@ port.on('message', (m: ToFaultThread) => {
     }
   }
 });
-post({ type: 'loaded' });
+post({ type: 'loaded', tid: threadId() });

@@ -20,7 +20,8 @@ export type ToRequestThread =
   | { readonly type: 'stop'; readonly code: number; readonly reason: string };
 
 export type FromRequestThread =
-  | { readonly type: 'loaded' }
+  /** `tid`: its kernel thread id, for per-thread figures. */
+  | { readonly type: 'loaded'; readonly tid: number }
   | {
       readonly type: 'channel-closed';
       readonly id: number;

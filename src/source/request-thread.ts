@@ -46,6 +46,7 @@ export interface SourceChannels {
 export class RequestThread {
   private readonly worker: Worker;
   private readonly loadedPromise: Promise<void>;
+  private threadId: number | undefined;
   private serving = false;
   private readonly served = new Map<number, HandedOverChannel>();
   /** Handoffs not yet posted: stop() waits for them, so no channel reaches the thread after it was told to stop. */
@@ -64,8 +65,10 @@ export class RequestThread {
     let loaded: () => void = () => undefined;
     this.loadedPromise = new Promise((resolve) => (loaded = resolve));
     this.worker.on('message', (m: FromRequestThread) => {
-      if (m.type === 'loaded') loaded();
-      else this.onMessage(m);
+      if (m.type === 'loaded') {
+        this.threadId = m.tid;
+        loaded();
+      } else this.onMessage(m);
     });
     this.worker.once('error', (err) => this.failed(new MigrationFailedError(`the page-request thread failed: ${err.message}`, err)));
     this.worker.once('exit', (code) => {
@@ -79,6 +82,11 @@ export class RequestThread {
   /** Resolves once its modules are loaded (or it exited): from then on a request waits for nothing but the thread. */
   loaded(): Promise<void> {
     return this.loadedPromise;
+  }
+
+  /** Its kernel thread id, once loaded: for per-thread figures (bench:fault-path). */
+  get tid(): number | undefined {
+    return this.threadId;
   }
 
   /** Once per thread: from now on it answers page requests from `ram` into the page server's shared set. */

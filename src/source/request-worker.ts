@@ -10,7 +10,7 @@ import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { PollLoop } from '../poll-loop.ts';
-import { prioritizeThisThread } from '../thread-priority.ts';
+import { prioritizeThisThread, threadId } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
@@ -101,4 +101,4 @@ port.on('message', (m: ToRequestThread) => {
       break;
   }
 });
-post({ type: 'loaded' });
+post({ type: 'loaded', tid: threadId() });

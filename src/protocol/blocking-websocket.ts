@@ -153,7 +153,8 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       return;
     }
     if (revents & POLLOUT) this.flush();
-    if (revents & (POLLIN | POLLERR | POLLHUP)) this.read();
+    // A failed write closed the descriptor, and its number may already name another file.
+    if (revents & (POLLIN | POLLERR | POLLHUP) && this.readyState !== this.CLOSED) this.read();
   }
 
   private read(): void {
@@ -188,6 +189,11 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   }
 
   private sendFrame(data: Uint8Array, opcode: number, cb?: (err?: Error) => void): void {
+    // A pong asked for by a ping later in the same read as a failed write: nothing to write to.
+    if (this.readyState === this.CLOSED) {
+      cb?.(new Error('the urgent socket is closed'));
+      return;
+    }
     const chunks = Sender.frame(Buffer.from(data.buffer, data.byteOffset, data.length), {
       fin: true,
       opcode,

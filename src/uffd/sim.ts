@@ -85,10 +85,15 @@ export class SimUserfaultfd extends EventQueue implements Userfaultfd {
     if (this.isClosed) throw new UffdClosedError(`${doing}: the userfaultfd is closed`);
   }
 
-  private find(address: number, length: number, doing: string): Served {
+  private registeredAt(address: number, length: number): Served | undefined {
     const region = regionContaining(address, length);
     const served = region && this.served.get(region);
-    if (!served || !this.registered.covers(address, length)) {
+    return served && this.registered.covers(address, length) ? served : undefined;
+  }
+
+  private find(address: number, length: number, doing: string): Served {
+    const served = this.registeredAt(address, length);
+    if (!served) {
       throw new UffdRangeError(`${doing}: [${hex(address)}, +${length}) is not registered with this userfaultfd`, {
         errno: 'ENOENT',
       });
@@ -193,7 +198,11 @@ export class SimUserfaultfd extends EventQueue implements Userfaultfd {
   wake(address: number, length: number): void {
     this.checkOpen('wake');
     checkRange(address, length, 'wake');
-    const served = this.find(address, length, 'wake');
+    // As UFFDIO_WAKE: no range check against registrations. A range no longer
+    // registered has no sleepers (unregistering woke them), and a fault event
+    // read after the unregister may still ask for a wake.
+    const served = this.registeredAt(address, length);
+    if (!served) return;
     this.wakePages(served, (address - served.region.address) / PAGE_SIZE, length / PAGE_SIZE);
   }
 

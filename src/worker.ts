@@ -3,9 +3,12 @@ import { Worker, workerData as rawWorkerData, type WorkerOptions } from 'node:wo
 
 const bootstrap = new URL('./worker-bootstrap.mjs', import.meta.url);
 
-/** Start `entry` (a .ts module URL) in a worker thread; it reads `data` with workerPayload(). */
+/**
+ * Start `entry` (a .ts module URL) in a worker thread; it reads `data` with
+ * workerPayload(). A `name` also names the kernel thread ("pc:NAME").
+ */
 export function startWorker(entry: URL, data: unknown, options: Omit<WorkerOptions, 'workerData'> = {}): Worker {
-  return new Worker(bootstrap, { ...options, workerData: { entry: entry.href, data } });
+  return new Worker(bootstrap, { ...options, workerData: { entry: entry.href, data, name: options.name } });
 }
 
 /** Inside a worker started by startWorker: the `data` it was given. */

@@ -211,7 +211,11 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
       const prepared = this.prepared[hart];
       const pooled = prepared ?? this.pool?.take(hart, this.ram.handle);
       const worker = pooled ?? startWorker(VCPU_WORKER_ENTRY, data, { name: `vcpu-${hart}` });
-      if (prepared) prepared.postMessage({ type: 'start', start } satisfies VcpuStart);
+      if (prepared) {
+        prepared.postMessage({ type: 'start', start } satisfies VcpuStart);
+        // It sleeps on its doorbell, not on its event loop (vcpu-worker.ts): the state is posted, wake it.
+        this.control.ring(hart);
+      }
       else if (pooled) pooled.postMessage({ type: 'init', data } satisfies VcpuInit);
       this.workers.push(worker);
       return new Promise<void>((resolve, reject) => {

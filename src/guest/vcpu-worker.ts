@@ -4,7 +4,7 @@
 // either with its VcpuWorkerData or, from a VcpuPool, with nothing: it then
 // waits for its RAM, attaches it and makes its code cache, says it is
 // waiting, and takes the rest of its data from the next message.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort } from 'node:worker_threads';
 import type { AttachedRegion } from '../uffd/attach.ts';
 import { workerPayload } from '../worker.ts';
 import { CodeCache } from './cpu/code-cache.ts';
@@ -73,12 +73,29 @@ if ('pooled' in given) {
       let run: Run | undefined;
       guarded(m.data.hart, () => (run = buildVcpu(m.data, ram, code)));
       // A build that failed was reported already; the start is then ignored.
-      port.once('message', (s: VcpuStart) => guarded(m.data.hart, () => run?.(s.start)));
+      if (run) awaitStart(m.data, run);
     });
     post({ type: 'waiting' });
   });
 } else {
   guarded(given.hart, () => buildVcpu(given, attachRam(given.ram))(given.start));
+}
+
+// A migration destination's prepared hart starts inside its downtime: it
+// sleeps on its doorbell, which start() rings right after posting the state,
+// and takes the message off the port itself. A futex wake-up reaches it in a
+// fraction of the time a message takes through this thread's event loop.
+function awaitStart(d: Omit<VcpuWorkerData, 'start'>, run: Run): void {
+  const control = new VcpuControl(d.shared.control, d.shared.stopAt);
+  for (;;) {
+    const bell = control.doorbell(d.hart);
+    const received = receiveMessageOnPort(port);
+    if (received) {
+      guarded(d.hart, () => run((received.message as VcpuStart).start));
+      return;
+    }
+    control.waitDoorbell(d.hart, bell);
+  }
 }
 
 /** Builds the hart and its devices; the returned function gives the hart its start and runs it until told to quit. */

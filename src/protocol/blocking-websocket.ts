@@ -16,6 +16,9 @@ import type { ChannelSocket } from './channel.ts';
 
 interface ReceiverInternals extends EventEmitter {
   _write(chunk: Buffer, encoding: string, cb: (err?: Error | null) => void): void;
+  /** Received bytes not yet parsed, and the fragments of an unfinished message: views of our slabs. */
+  readonly _buffers: readonly Buffer[];
+  readonly _fragments: readonly Buffer[];
 }
 type ReceiverConstructor = new (options: {
   allowSynchronousEvents: boolean;
@@ -34,8 +37,12 @@ const OPCODE_CLOSE = 0x8;
 const OPCODE_PONG = 0xa;
 // ws's own default: a close handshake may take 30 s before the socket is dropped.
 const CLOSE_TIMEOUT_MS = 30_000;
-// Reads land in a slab and stay views of it: a frame split across reads is
-// held by the Receiver, so a slab is never reused, only replaced when nearly full.
+// Reads land in a slab and messages are views of it. A full slab is retired
+// and reused once the Receiver holds no part of it (a frame split across
+// reads); a fresh 512 KiB buffer per slab made the bulk thread's garbage
+// collector run every few tens of milliseconds, on helper threads the push
+// needs. So a message's bytes are valid only while its 'message' listeners
+// run, which is how the page threads use them: placed, then dropped.
 const SLAB_BYTES = 512 * 1024;
 const MIN_READ_BYTES = 64 * 1024;
 
@@ -79,8 +86,11 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   private readonly queue: Pending[] = [];
   private queuedBytes = 0;
   private reading = true;
-  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
   private slabUsed = 0;
+  /** Full slabs the Receiver may still hold views of, and slabs free for reuse. */
+  private retired: Buffer[] = [];
+  private readonly spare: Buffer[] = [];
   private closeFrameSent = false;
   private closeFrameReceived = false;
   private closeCode = 1006;
@@ -99,7 +109,8 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       skipUTF8Validation: true,
     });
     this.receiver.on('message', (data: Buffer, isBinary: boolean) => this.emit('message', data, isBinary));
-    this.receiver.on('ping', (data: Buffer) => this.sendFrame(data, OPCODE_PONG));
+    // Copied: a pong may wait in the send queue after its slab is reused.
+    this.receiver.on('ping', (data: Buffer) => this.sendFrame(Buffer.from(data), OPCODE_PONG));
     this.receiver.on('conclude', (code: number, reason: Buffer) => this.onCloseFrame(code, reason));
   }
 
@@ -159,7 +170,8 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
 
   private read(): void {
     if (this.slab.length - this.slabUsed < MIN_READ_BYTES) {
-      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.retired.push(this.slab);
+      this.slab = this.spare.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.slabUsed = 0;
     }
     const space = this.slab.subarray(this.slabUsed);
@@ -177,6 +189,18 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     this.slabUsed += n;
     this.receiver._write(chunk, 'buffer', (err) => {
       if (err) this.fail(err, (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : 1002);
+    });
+    if (this.retired.length > 0) this.reuseRetiredSlabs();
+  }
+
+  private reuseRetiredSlabs(): void {
+    const held = new Set<ArrayBufferLike>();
+    for (const view of this.receiver._buffers) held.add(view.buffer);
+    for (const view of this.receiver._fragments) held.add(view.buffer);
+    this.retired = this.retired.filter((slab) => {
+      if (held.has(slab.buffer)) return true;
+      this.spare.push(slab);
+      return false;
     });
   }
 

@@ -2,7 +2,7 @@
 // (channel-handoff.ts leans on ws internals): after release and adoption both
 // directions still carry validated messages, masked as each role must, and
 // a channel with unread bytes refuses to move.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateSessionId } from '../../src/protocol/auth.ts';
 import { adoptChannel, releaseChannel } from '../../src/protocol/channel-handoff.ts';
 import type { MigrationChannel } from '../../src/protocol/channel.ts';
@@ -14,10 +14,10 @@ import { encodePages, maxPageFrameBytes } from '../../src/protocol/page-frame.ts
 import { pageIndex } from '../../src/protocol/layout.ts';
 import { PollLoop } from '../../src/poll-loop.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
-import { MAX_CONTROL_BYTES } from '../../src/protocol/version.ts';
+import { MAX_CONTROL_BYTES, MAX_PAGES_PER_FRAME } from '../../src/protocol/version.ts';
 import { memoryLog } from './log-sink.ts';
 
-const identity: MachineIdentity = { pageSize: 4096, ramBase: 0x8000_0000, ramSize: 64 * 4096, vcpus: 1, imageSha256: 'b'.repeat(64) };
+const identity: MachineIdentity = { pageSize: 4096, ramBase: 0x8000_0000, ramSize: 256 * 4096, vcpus: 1, imageSha256: 'b'.repeat(64) };
 
 function nextMessage(channel: MigrationChannel): Promise<Message> {
   return new Promise((resolve) => channel.onMessage(resolve));
@@ -119,6 +119,41 @@ describe('moving the urgent channel to another owner', () => {
     expect(queuedAtMost).toBeGreaterThan(0);
     expect(written).toEqual(Array.from({ length: frames }, (_, i) => i));
     expect(src.bufferedAmount).toBe(0);
+  });
+
+  it('reuses its read buffers for frames split across reads, and every frame arrives intact', async () => {
+    const loop = new PollLoop(log);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
+    const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), () => 'postcopy-active', log, loop);
+    // 32 frames of the largest size, 256 pages (1 MiB): each spans several reads and slabs.
+    const frames = 32;
+    const pages = MAX_PAGES_PER_FRAME;
+    const fill = (frame: number, page: number): number => (frame * 7 + page) % 251;
+    const expected = Array.from({ length: 251 }, (_, v) => Buffer.alloc(4096, v));
+    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    let arrived = 0;
+    const all = new Promise<void>((resolve, reject) =>
+      dest.onMessage((m) => {
+        // Checked while the listener runs: that is as long as a message's bytes are valid.
+        const intact =
+          m.type === 'pages' && m.count === pages && Array.from({ length: pages }, (_, p) => Buffer.compare(m.payload.subarray(p * 4096, (p + 1) * 4096), expected[fill(arrived, p)]) === 0).every(Boolean);
+        if (!intact) {
+          reject(new Error(`frame ${arrived} arrived changed`));
+          return;
+        }
+        if (++arrived === frames) resolve();
+      }),
+    );
+    for (let i = 0; i < frames; i++) {
+      const payload = new Uint8Array(pages * 4096);
+      for (let p = 0; p < pages; p++) payload.fill(fill(i, p), p * 4096, (p + 1) * 4096);
+      src.sendBytes(encodePages(pageIndex(0), pages, payload));
+    }
+    await all;
+    const slabs = allocations.mock.calls.length;
+    allocations.mockRestore();
+    // Without reuse, 32 MiB through 512 KiB slabs takes more than 64 of them.
+    expect(slabs).toBeLessThanOrEqual(8);
   });
 
   it('closes with 1002 on bytes that are not a WebSocket frame from a client, and the thread goes on', async () => {

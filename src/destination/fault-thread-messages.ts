@@ -7,7 +7,15 @@ import type { LatencySummary } from './fault-stats.ts';
 import type { PlacerFigures } from './page-placer.ts';
 import type { FaultEvent } from './uffd-port.ts';
 
+/**
+ * 'faults': reads the userfaultfd and serves the urgent channel (QEMU's fault
+ * thread). 'bulk': places the background push from the bulk channel (QEMU's
+ * listen thread); it never reads the userfaultfd, only places through it.
+ */
+export type PageThreadRole = 'faults' | 'bulk';
+
 export interface FaultThreadData {
+  readonly role: PageThreadRole;
   /** A duplicate of the userfaultfd, for this thread alone to read. */
   readonly uffdFd: number;
   readonly path: AccessPath;
@@ -18,6 +26,8 @@ export interface FaultThreadData {
   /** The received-pages bitmap the main thread's placer also writes. */
   readonly received: SharedArrayBuffer;
   readonly state: MigrationState;
+  /** The main thread's state as it moves (SharedMigrationState): what incoming messages are checked against. */
+  readonly sharedState: SharedArrayBuffer;
   readonly logLevel: string;
 }
 

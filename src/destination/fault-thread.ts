@@ -1,8 +1,9 @@
-// The main thread's handle on the destination's fault thread (fault-worker.ts):
-// starts it while the destination waits (its modules take a while to load),
-// then has it serve a duplicate of the userfaultfd, hands it each urgent
-// channel, mirrors the migration state into it, relays its log lines, and
-// fetches its figures.
+// The main thread's handle on one of the destination's page threads
+// (fault-worker.ts), the fault thread or the bulk thread: starts it while the
+// destination waits (its modules take a while to load), then has it serve a
+// duplicate of the userfaultfd, hands it each urgent (or bulk) channel,
+// mirrors the migration state into it, relays its log lines, and fetches its
+// figures.
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';
@@ -16,16 +17,20 @@ import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
 import type { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { startWorker } from '../worker.ts';
 import { relayLogLine } from '../worker-log.ts';
-import type { FaultThreadData, FaultThreadFigures, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
+import type { FaultThreadData, FaultThreadFigures, FromFaultThread, PageThreadRole, ToFaultThread } from './fault-thread-messages.ts';
 import type { FaultEvent } from './uffd-port.ts';
 
 export interface ServeOptions {
+  /** What this thread serves (default 'faults'). */
+  readonly role?: PageThreadRole;
   readonly uffd: KernelUserfaultfd;
   readonly regionAddress: number;
   readonly regionLength: number;
   readonly pageSize: number;
   readonly received: PageBitmap;
   readonly state: MigrationState;
+  /** SharedMigrationState.mirror() of the destination's state machine. */
+  readonly sharedState: SharedArrayBuffer;
 }
 
 export type ChannelCloseHandler = (code: number, reason: string, error?: ProtocolError) => void;
@@ -42,8 +47,12 @@ export class FaultThread {
   private lastFigures: FaultThreadFigures | undefined;
   private exited = false;
 
-  constructor(private readonly log: Logger) {
-    this.worker = startWorker(new URL('./fault-worker.ts', import.meta.url), null, { name: 'fault' });
+  /** `name` names the thread: 'fault', or 'bulk' for one that will serve the bulk role. */
+  constructor(
+    private readonly log: Logger,
+    name = 'fault',
+  ) {
+    this.worker = startWorker(new URL('./fault-worker.ts', import.meta.url), null, { name });
     // Idle until it serves, it must not keep a destination that gave up from exiting.
     this.worker.unref();
     this.loadedPromise = new Promise((resolve) => {
@@ -76,10 +85,14 @@ export class FaultThread {
     return this.threadId;
   }
 
-  /** From now on the fault thread reads this userfaultfd's events; this thread only places pages with it. */
+  /**
+   * From now on the fault thread reads this userfaultfd's events and this
+   * thread only places pages with it; a bulk thread only places with it.
+   */
   serve(options: ServeOptions): void {
     this.pageSize = options.pageSize;
     const data: FaultThreadData = {
+      role: options.role ?? 'faults',
       uffdFd: options.uffd.handOverEvents(),
       path: options.uffd.path,
       features: options.uffd.features,
@@ -88,6 +101,7 @@ export class FaultThread {
       pageSize: options.pageSize,
       received: options.received.buffer,
       state: options.state,
+      sharedState: options.sharedState,
       logLevel: this.log.level,
     };
     this.worker.ref();
@@ -98,7 +112,7 @@ export class FaultThread {
     this.allPresentHandler = handler;
   }
 
-  /** The urgent channel closed on the fault thread; `error` is set when it closed it for a protocol error. */
+  /** Its channel closed on the thread; `error` is set when it closed it for a protocol error. */
   onChannelClose(handler: ChannelCloseHandler): void {
     this.closeHandler = handler;
   }
@@ -107,7 +121,7 @@ export class FaultThread {
     this.failHandler = handler;
   }
 
-  /** Hands an established, quiet urgent channel to the fault thread; this thread must not use it again. */
+  /** Hands an established, quiet channel (urgent, or bulk to a bulk thread) over; this thread must not use it again. */
   async adopt(channel: MigrationChannel): Promise<void> {
     const maxPayload = Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(this.pageSize));
     this.post({ type: 'channel', handoff: await releaseChannel(channel, 'destination', maxPayload) });

@@ -1,16 +1,19 @@
-// The destination's fault thread: reads the userfaultfd, asks the source for
-// each missing page on the urgent channel and places the answer, so a vCPU's
-// fault never waits for the main thread, which is busy with the background
-// push and its garbage. Like QEMU's fault thread it sleeps in poll(2) on the
-// userfaultfd and the socket (poll-loop.ts), not on an event loop. Its placer
-// shares the received-pages bitmap with the main thread's: whichever places a
-// page first wins, the other gets EEXIST.
+// The destination's page threads. The fault thread reads the userfaultfd,
+// asks the source for each missing page on the urgent channel and places the
+// answer, so a vCPU's fault never waits for the main thread. The bulk thread
+// places the background push (QEMU's listen thread): read in 512 KiB slabs of
+// its own, the push no longer costs the main thread socket reads, copies and
+// the garbage collections they caused. Like QEMU's threads they sleep in
+// poll(2) on their descriptors (poll-loop.ts), not on an event loop. Their
+// placers share the received-pages bitmap with the main thread's: whichever
+// places a page first wins, the others get EEXIST.
 // Started while the destination waits for a source, it loads its modules
 // then, and serves once told the guest's RAM and userfaultfd.
 import { parentPort } from 'node:worker_threads';
 import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
+import { SharedMigrationState } from '../protocol/shared-state.ts';
 import type { MigrationState } from '../protocol/state.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
@@ -36,20 +39,26 @@ interface Served {
 // Everything the thread does once the main thread knows the guest's RAM and userfaultfd.
 function serve(data: FaultThreadData): Served {
   // Log lines go to the main thread's logger: one stream, one format.
-  const log = threadLogger(data.logLevel, 'fault', (line) => post({ type: 'log', line }));
-  prioritizeThisThread(log);
+  const log = threadLogger(data.logLevel, data.role === 'faults' ? 'fault' : 'bulk', (line) => post({ type: 'log', line }));
+  // Only the fault path runs ahead of the vCPUs; the push takes its turn like them.
+  if (data.role === 'faults') prioritizeThisThread(log);
+  // Moves arrive as messages (entering postcopy-active resends requests); a
+  // frame is checked against the shared state, which is never behind what the
+  // source has seen: its pushed pages may arrive before the message does.
   let state: MigrationState = data.state;
-  let urgent: MigrationChannel | undefined;
+  const current = SharedMigrationState.attach(data.sharedState);
+  /** The channel this thread serves: urgent for 'faults', bulk for 'bulk'. */
+  let served: MigrationChannel | undefined;
 
   const loop = new PollLoop(log);
   const uffd = new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false });
-  // Urgent frames are postcopy frames (the codec refuses precopy ones there),
-  // so this placer never touches RAM directly: only through the userfaultfd.
+  // Urgent and bulk frames are postcopy frames (the codec refuses precopy ones
+  // there), so this placer never touches RAM directly: only through the userfaultfd.
   const region: PlacementRegion = {
     address: data.regionAddress,
     length: data.regionLength,
     bytes: () => {
-      throw new Error('the fault thread never reads guest RAM');
+      throw new Error('a page thread never reads guest RAM');
     },
     discard: () => {
       throw new Error('discards are applied by the main thread');
@@ -65,12 +74,44 @@ function serve(data: FaultThreadData): Served {
     log,
     request: (pages) => {
       // Before the guest runs here, and while paused, requests wait: entering postcopy-active sends them all.
-      if (state !== 'postcopy-active' || !urgent?.open) return false;
-      urgent.send({ type: 'page-request', pages });
+      if (state !== 'postcopy-active' || !served?.open) return false;
+      served.send({ type: 'page-request', pages });
       return true;
     },
   });
 
+  if (data.role === 'faults') readFaults(uffd, faults, loop);
+
+  return {
+    faults,
+    placer,
+    adopt(handoff) {
+      const channel = adoptChannel(handoff, () => current.state, log, loop);
+      served = channel;
+      channel.onMessage((m) => {
+        if (m.type !== 'pages' && m.type !== 'zero-run') return;
+        const wasFull = received.full;
+        placer.place(m);
+        if (!wasFull && received.full) post({ type: 'all-present' });
+      });
+      channel.onClose((code, reason, error) => {
+        if (served === channel) served = undefined;
+        post({ type: 'channel-closed', code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
+      });
+    },
+    closeChannel(code, reason) {
+      served?.close(code, reason);
+    },
+    setState(next) {
+      const before = state;
+      state = next;
+      if (state === 'postcopy-active' && before !== 'postcopy-active') faults.resendOutstanding();
+    },
+  };
+}
+
+// The fault thread's own work: every missing-page fault becomes a request, in the wake-up that read it.
+function readFaults(uffd: KernelUserfaultfd, faults: FaultHandler, loop: PollLoop): void {
   uffd.on('events', (batch) => {
     for (const e of batch) if (e.type === 'pagefault' && !(e as FaultEvent).wp) faults.handleFault(e as FaultEvent);
   });
@@ -80,33 +121,6 @@ function serve(data: FaultThreadData): Served {
     post({ type: 'failed', message: `the fault thread cannot read the userfaultfd: ${err.message}` });
   });
   loop.add(faultSource);
-
-  return {
-    faults,
-    placer,
-    adopt(handoff) {
-      const channel = adoptChannel(handoff, () => state, log, loop);
-      urgent = channel;
-      channel.onMessage((m) => {
-        if (m.type !== 'pages' && m.type !== 'zero-run') return;
-        const wasFull = received.full;
-        placer.place(m);
-        if (!wasFull && received.full) post({ type: 'all-present' });
-      });
-      channel.onClose((code, reason, error) => {
-        if (urgent === channel) urgent = undefined;
-        post({ type: 'channel-closed', code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
-      });
-    },
-    closeChannel(code, reason) {
-      urgent?.close(code, reason);
-    },
-    setState(next) {
-      const before = state;
-      state = next;
-      if (state === 'postcopy-active' && before !== 'postcopy-active') faults.resendOutstanding();
-    },
-  };
 }
 
 let served: Served | undefined;

@@ -20,6 +20,7 @@ import { allocateRegion, openUserfaultfd, PAGE_SIZE, type AccessPath, type Guest
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import type { LatencySummary } from './fault-stats.ts';
+import { SharedMigrationState } from '../protocol/shared-state.ts';
 import { FaultThread } from './fault-thread.ts';
 import { IncomingPages } from './incoming-pages.ts';
 
@@ -69,8 +70,10 @@ export class IncomingGuest extends EventEmitter<Events> {
   // Started while waiting for a source, so a guest's vCPUs are loaded by the time it connects.
   private readonly vcpuPool: VcpuPool;
   private pages: IncomingPages | undefined;
-  // Started while waiting too; serves the kernel backend's faults, the software backend's are served here.
+  // Started while waiting too; with the kernel backend they serve faults and
+  // the background push, the software backend's are served here.
   private readonly faultThread: FaultThread;
+  private readonly bulkThread: FaultThread;
   private threadServes = false;
   private machineRef: Machine | undefined;
   /** The guest was started here (postcopy-run, or a resume that stood in for it). */
@@ -94,6 +97,7 @@ export class IncomingGuest extends EventEmitter<Events> {
     // One vCPU is the common guest; more start when the source says so.
     this.vcpuPool = VcpuPool.spawn(1, this.log);
     this.faultThread = new FaultThread(this.log);
+    this.bulkThread = new FaultThread(this.log, 'bulk');
     this.state.onChange((_from, to) => this.emit('state', to));
     listener.onMigration((m) => this.accept(m));
   }
@@ -127,17 +131,18 @@ export class IncomingGuest extends EventEmitter<Events> {
   figures(): DestinationFigures {
     const p = this.pages;
     const t = this.threadServes ? this.faultThread.latestFigures : undefined;
+    const b = this.threadServes ? this.bulkThread.latestFigures : undefined;
     const faults = t?.faults ?? p?.faults.figures;
     return {
       status: this.state.state,
       backend: this.uffd?.path ?? 'none',
       faults: faults?.faults ?? 0,
       postcopyRequests: faults?.requests ?? 0,
-      placedPages: (p?.placer.figures.placedPages ?? 0) + (t?.placer.placedPages ?? 0),
-      zeroPages: (p?.placer.figures.zeroPages ?? 0) + (t?.placer.zeroPages ?? 0),
-      duplicatePages: (p?.placer.figures.duplicatePages ?? 0) + (t?.placer.duplicatePages ?? 0),
+      placedPages: (p?.placer.figures.placedPages ?? 0) + (t?.placer.placedPages ?? 0) + (b?.placer.placedPages ?? 0),
+      zeroPages: (p?.placer.figures.zeroPages ?? 0) + (t?.placer.zeroPages ?? 0) + (b?.placer.zeroPages ?? 0),
+      duplicatePages: (p?.placer.figures.duplicatePages ?? 0) + (t?.placer.duplicatePages ?? 0) + (b?.placer.duplicatePages ?? 0),
       discardedPages: p?.placer.figures.discardedPages ?? 0,
-      copyIoctls: (p?.placer.figures.copyIoctls ?? 0) + (t?.placer.copyIoctls ?? 0),
+      copyIoctls: (p?.placer.figures.copyIoctls ?? 0) + (t?.placer.copyIoctls ?? 0) + (b?.placer.copyIoctls ?? 0),
       blocktimeMs: t?.blocktimeMs ?? p?.faults.stats.blocktimeMs ?? 0,
       faultLatencyUs: t?.latencyUs ?? p?.faults.stats.summary() ?? { p50: 0, p90: 0, p99: 0, max: 0, count: 0 },
     };
@@ -154,8 +159,8 @@ export class IncomingGuest extends EventEmitter<Events> {
     await this.listener.close();
     await this.machineRef?.close();
     await this.vcpuPool.close();
-    // First: the userfaultfd ends only when the fault thread's descriptor is closed too.
-    await this.faultThread.close();
+    // First: the userfaultfd ends only when the page threads' descriptors are closed too.
+    await Promise.all([this.faultThread.close(), this.bulkThread.close()]);
     this.uffd?.close();
     this.region?.release();
   }
@@ -184,21 +189,24 @@ export class IncomingGuest extends EventEmitter<Events> {
       const pool = this.vcpuPool;
       pool.provide(m.identity.vcpus, ramFromRegion(region).handle);
       // And only once the machine is built from the config the source sends first.
-      void Promise.all([pool.loaded(), this.faultThread.loaded(), this.configured]).then(() => {
+      void Promise.all([pool.loaded(), this.faultThread.loaded(), this.bulkThread.loaded(), this.configured]).then(() => {
         if (this.state.state !== 'setup' && this.state.state !== 'precopy-active') return;
         m.channels.control.send({ type: 'ready' });
         this.readySent = true;
       });
       const received = new PageBitmap(region.length / PAGE_SIZE);
       // The kernel backend's faults are served by their own thread; the software backend's on this one.
-      const thread = this.faultThread;
       if (uffd instanceof KernelUserfaultfd) {
-        thread.serve({ uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE_SIZE, received, state: this.state.state });
+        const sharedState = SharedMigrationState.mirror(this.state).buffer;
+        for (const [thread, role] of [[this.faultThread, 'faults'], [this.bulkThread, 'bulk']] as const) {
+          thread.serve({ role, uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE_SIZE, received, state: this.state.state, sharedState });
+          this.state.onChange((_from, to) => thread.setState(to));
+          thread.onFailure((err) => this.fail(err));
+        }
         this.threadServes = true;
-        this.state.onChange((_from, to) => thread.setState(to));
-        thread.onFailure((err) => this.fail(err));
       } else {
-        void thread.close();
+        void this.faultThread.close();
+        void this.bulkThread.close();
       }
       const pages = new IncomingPages({
         uffd,
@@ -207,13 +215,14 @@ export class IncomingGuest extends EventEmitter<Events> {
         state: this.state,
         log: this.log,
         received,
-        faultThread: this.threadServes ? thread : undefined,
+        faultThread: this.threadServes ? this.faultThread : undefined,
+        bulkThread: this.threadServes ? this.bulkThread : undefined,
       });
       this.pages = pages;
       pages.watch(uffd);
       uffd.on('error', (err) => this.fail(err));
       pages.onComplete(() => {
-        const settled = this.threadServes ? this.faultThread.figures() : Promise.resolve();
+        const settled = this.threadServes ? Promise.all([this.faultThread.figures(), this.bulkThread.figures()]) : Promise.resolve();
         void settled.then(() => this.emit('completed', this.figures()));
       });
       this.attachChannels(m);
@@ -226,12 +235,17 @@ export class IncomingGuest extends EventEmitter<Events> {
   private attachChannels(m: IncomingMigration): void {
     const { channels } = m;
     const thread = this.threadServes ? this.faultThread : undefined;
+    const bulkThread = this.threadServes ? this.bulkThread : undefined;
     this.pages!.attach(channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err))).catch((err: Error) => this.fail(err));
     const closeAll = (code: number, reason: string): void => {
       channels.control.close(code, reason);
-      channels.bulk.close(code, reason);
-      if (thread) thread.closeChannel(code, reason);
-      else channels.urgent.close(code, reason);
+      if (thread && bulkThread) {
+        thread.closeChannel(code, reason);
+        bulkThread.closeChannel(code, reason);
+      } else {
+        channels.bulk.close(code, reason);
+        channels.urgent.close(code, reason);
+      }
     };
     const lost = (kind: string, code: number, reason: string, error?: ProtocolError): void => {
       if (this.incoming !== m || this.stateless) return;
@@ -265,10 +279,11 @@ export class IncomingGuest extends EventEmitter<Events> {
       closeAll(1001, 'connection lost; waiting for the source to resume');
       this.log.warn({ reason: why }, 'postcopy paused: the connection to the source broke; vCPUs wait on missing pages until it reconnects');
     };
-    for (const channel of thread ? [channels.control, channels.bulk] : [channels.control, channels.bulk, channels.urgent]) {
+    for (const channel of thread ? [channels.control] : [channels.control, channels.bulk, channels.urgent]) {
       channel.onClose((code, reason, error) => lost(channel.kind, code, reason, error));
     }
     thread?.onChannelClose((code, reason, error) => lost('urgent', code, reason, error));
+    bulkThread?.onChannelClose((code, reason, error) => lost('bulk', code, reason, error));
   }
 
   /**

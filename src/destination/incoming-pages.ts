@@ -4,9 +4,10 @@
 // requests; when every page is present it unregisters the range, tells the
 // source (`complete`) and moves the migration to completed.
 //
-// With a fault thread (the kernel backend), faults, requests and urgent
-// pages are that thread's: this one hands it the urgent channel and places
-// bulk and precopy pages into the same received-pages bitmap.
+// With page threads (the kernel backend), faults, requests and urgent pages
+// are the fault thread's and the background push is the bulk thread's: this
+// one hands them their channels and places precopy pages into the same
+// received-pages bitmap.
 import type { Logger } from '../log.ts';
 import type { ChannelSet } from '../protocol/listener.ts';
 import type { ControlMessage, Message, Recover } from '../protocol/messages.ts';
@@ -28,6 +29,8 @@ export interface IncomingPagesOptions {
   readonly bulkQueueFrames?: number;
   /** Serves faults and urgent pages; shares `received` with the placer here. */
   readonly faultThread?: FaultThread;
+  /** Places the bulk channel's pages (with a fault thread); shares `received` too. */
+  readonly bulkThread?: FaultThread;
   readonly received?: PageBitmap;
 }
 
@@ -41,6 +44,7 @@ export class IncomingPages {
   constructor(private readonly options: IncomingPagesOptions) {
     this.placer = new PagePlacer(options);
     options.faultThread?.onAllPresent(() => this.checkComplete());
+    options.bulkThread?.onAllPresent(() => this.checkComplete());
     this.faults = new FaultHandler({
       placer: this.placer,
       uffd: options.uffd,
@@ -67,21 +71,23 @@ export class IncomingPages {
 
   /**
    * Channels of a (re)established connection; control messages other than
-   * pages and discards go to `onControl`. Resolves once a fault thread holds
-   * the urgent channel.
+   * pages and discards go to `onControl`. Resolves once the page threads hold
+   * their channels.
    */
   async attach(channels: ChannelSet, onControl: (m: ControlMessage) => void): Promise<void> {
     this.channels = channels;
-    const thread = this.options.faultThread;
-    // Without urgent pages to let through between them, bulk frames need no pacing.
-    this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16, thread ? 16 : 2);
-    const intake = this.intake;
-    channels.bulk.onMessage((m) => {
-      if (m.type === 'pages' || m.type === 'zero-run') intake.push(m);
-    });
+    const { faultThread: thread, bulkThread } = this.options;
     channels.control.onMessage((m) => this.control(m, onControl));
+    if (!bulkThread) {
+      // Without urgent pages to let through between them, bulk frames need no pacing.
+      this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16, thread ? 16 : 2);
+      const intake = this.intake;
+      channels.bulk.onMessage((m) => {
+        if (m.type === 'pages' || m.type === 'zero-run') intake.push(m);
+      });
+    }
     if (thread) {
-      await thread.adopt(channels.urgent);
+      await Promise.all([thread.adopt(channels.urgent), bulkThread?.adopt(channels.bulk)]);
       return;
     }
     channels.urgent.onMessage((m) => {

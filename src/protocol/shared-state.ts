@@ -1,10 +1,13 @@
-// The migration state in shared memory, for the request thread. A mirror fed
-// by messages could lag: the destination sends its first page request once it
-// has read `resume`, which the main thread sends right after it moves to
-// postcopy-active, and a request checked against the stale postcopy-paused
-// would be refused as a protocol error. Stored before the move's effects are
-// sent, the shared state is never behind anything the peer can have seen.
-import { MIGRATION_STATES, type MigrationState, type MigrationStateMachine } from '../protocol/state.ts';
+// The migration state in shared memory, for the threads that check a
+// channel's messages against it (the source's request thread, the
+// destination's page threads). A mirror fed by messages could lag: the
+// destination sends its first page request once it has read `resume`, which
+// the source's main thread sends right after it moves to postcopy-active, and
+// a request checked against the stale postcopy-paused would be refused as a
+// protocol error; the source pushes bulk pages once the destination acked
+// postcopy-run. Stored before the move's effects are sent, the shared state
+// is never behind anything the peer can have seen.
+import { MIGRATION_STATES, type MigrationState, type MigrationStateMachine } from './state.ts';
 
 export class SharedMigrationState {
   readonly buffer: SharedArrayBuffer;

@@ -16,7 +16,7 @@ import { relayLogLine } from '../worker-log.ts';
 import { MigrationFailedError } from './errors.ts';
 import type { RequestShare } from './page-server.ts';
 import type { FromRequestThread, RequestThreadData, ToRequestThread } from './request-thread-messages.ts';
-import { SharedMigrationState } from './shared-state.ts';
+import { SharedMigrationState } from '../protocol/shared-state.ts';
 
 export interface ServeOptions {
   /** Source guest RAM, read by the thread through its own view. */

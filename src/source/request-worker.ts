@@ -15,7 +15,7 @@ import { threadLogger } from '../worker-log.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
 import type { FromRequestThread, RequestThreadData, ToRequestThread } from './request-thread-messages.ts';
-import { SharedMigrationState } from './shared-state.ts';
+import { SharedMigrationState } from '../protocol/shared-state.ts';
 import { TransferCounters } from './transfer-counters.ts';
 import { UrgentQueue } from './urgent-queue.ts';
 

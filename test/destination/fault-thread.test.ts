@@ -9,6 +9,7 @@ import { generateSessionId, generateToken } from '../../src/protocol/auth.ts';
 import { connectMigration } from '../../src/protocol/connect.ts';
 import { MigrationListener, type ChannelSet, type IncomingMigration } from '../../src/protocol/listener.ts';
 import { PageBitmap } from '../../src/protocol/page-bitmap.ts';
+import { SharedMigrationState } from '../../src/protocol/shared-state.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
 import { PageServer } from '../../src/source/page-server.ts';
 import { RequestThread } from '../../src/source/request-thread.ts';
@@ -57,7 +58,7 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
     received = new PageBitmap(PAGES);
     faults = new FaultThread(log);
     destState.onChange((_from, to) => faults.setState(to));
-    faults.serve({ uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE, received, state: destState.state });
+    faults.serve({ uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE, received, state: destState.state, sharedState: SharedMigrationState.mirror(destState).buffer });
 
     source = await connectMigration({
       url: `ws://127.0.0.1:${listener.port}`,

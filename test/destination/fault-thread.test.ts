@@ -1,7 +1,10 @@
 // The fault path runs on its own threads at both ends: a vCPU's fault is read
 // by the destination's fault thread, answered by the source's page-request
 // thread and placed with UFFDIO_COPY while both main threads (here: the
-// test's one) are blocked. Needs /dev/userfaultfd.
+// test's one) are blocked. The background push has the destination's bulk
+// thread, which places through the same userfaultfd but never reads its
+// faults. Needs /dev/userfaultfd.
+import { readFileSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FaultThread } from '../../src/destination/fault-thread.ts';
@@ -37,11 +40,13 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
   let uffd: KernelUserfaultfd;
   let region: GuestRegion;
   let received: PageBitmap;
+  let destState: MigrationStateMachine;
+  let bulk: FaultThread | undefined;
   const readers = new Set<Worker>();
 
   beforeEach(async () => {
     const token = generateToken();
-    const destState = new MigrationStateMachine();
+    destState = new MigrationStateMachine();
     const sourceState = new MigrationStateMachine();
     listener = await MigrationListener.listen({ token, pageSize: PAGE, state: destState, log });
     const incoming = new Promise<IncomingMigration>((resolve) => listener.onMigration(resolve));
@@ -80,6 +85,8 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
 
   afterEach(async () => {
     await Promise.all([...readers].map((w) => w.terminate()));
+    await bulk?.close();
+    bulk = undefined;
     await requests.stop(1000, 'test over');
     await faults.close();
     for (const c of [source.control, source.bulk]) c.close();
@@ -111,5 +118,40 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
     expect(f.latencyUs.count).toBe(pages.length);
     expect(f.placer.zeroPages).toBe(1);
     expect(server.figures).toMatchObject({ postcopyRequests: pages.length, urgentPages: pages.length });
+  });
+
+  it('a bulk thread places the whole push off the main thread, says when every page is present, and leaves faults to the fault thread', async () => {
+    bulk = new FaultThread(log, 'bulk');
+    await bulk.loaded();
+    expect(readFileSync(`/proc/self/task/${bulk.tid}/comm`, 'utf8').trim()).toBe('pc:bulk');
+    expect(readFileSync(`/proc/self/task/${faults.tid}/comm`, 'utf8').trim()).toBe('pc:fault');
+    bulk.serve({ role: 'bulk', uffd, regionAddress: region.address, regionLength: region.length, pageSize: PAGE, received, state: destState.state, sharedState: SharedMigrationState.mirror(destState).buffer });
+    const allPresent = new Promise<void>((resolve) => bulk!.onAllPresent(resolve));
+    await bulk.adopt(destination.bulk);
+    // Both threads hold the userfaultfd; a fault is still the fault thread's to read and request.
+    const faulted = [17, 2, 33, 50, 8, 61, 25, 44];
+    const tally = read(faulted);
+    while (Atomics.load(tally, 0) + Atomics.load(tally, 1) < faulted.length) {
+      const seen = Atomics.load(tally, 0);
+      expect(Atomics.wait(tally, 0, seen, 10_000)).not.toBe('timed-out');
+    }
+    expect(Array.from(tally)).toEqual([faulted.length, 0]);
+    server.attach({ control: source.control, bulk: source.bulk });
+    server.startPush();
+    await allPresent;
+    expect(received.count).toBe(PAGES);
+    const everything = Array.from({ length: PAGES }, (_, p) => p);
+    const check = read(everything);
+    while (Atomics.load(check, 0) + Atomics.load(check, 1) < PAGES) {
+      const seen = Atomics.load(check, 0);
+      expect(Atomics.wait(check, 0, seen, 10_000)).not.toBe('timed-out');
+    }
+    // page-reader checks every byte against fillPage: the push placed them right.
+    expect(Array.from(check)).toEqual([PAGES, 0]);
+    const [b, f] = await Promise.all([bulk.figures(), faults.figures()]);
+    expect(f.faults.faults).toBe(faulted.length);
+    expect(b.faults.faults).toBe(0);
+    expect(f.placer.placedPages).toBe(faulted.length);
+    expect(b.placer.placedPages).toBe(PAGES - faulted.length);
   });
 });

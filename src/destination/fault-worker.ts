@@ -48,7 +48,7 @@ function serve(data: FaultThreadData): Served {
   let state: MigrationState = data.state;
   const current = SharedMigrationState.attach(data.sharedState);
   /** The channel this thread serves: urgent for 'faults', bulk for 'bulk'. */
-  let served: MigrationChannel | undefined;
+  let servedChannel: MigrationChannel | undefined;
 
   const loop = new PollLoop(log);
   const uffd = new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false });
@@ -74,8 +74,9 @@ function serve(data: FaultThreadData): Served {
     log,
     request: (pages) => {
       // Before the guest runs here, and while paused, requests wait: entering postcopy-active sends them all.
-      if (state !== 'postcopy-active' || !served?.open) return false;
-      served.send({ type: 'page-request', pages });
+      // A bulk thread is never given faults, and its channel carries no requests.
+      if (data.role !== 'faults' || state !== 'postcopy-active' || !servedChannel?.open) return false;
+      servedChannel.send({ type: 'page-request', pages });
       return true;
     },
   });
@@ -87,7 +88,7 @@ function serve(data: FaultThreadData): Served {
     placer,
     adopt(handoff) {
       const channel = adoptChannel(handoff, () => current.state, log, loop);
-      served = channel;
+      servedChannel = channel;
       channel.onMessage((m) => {
         if (m.type !== 'pages' && m.type !== 'zero-run') return;
         const wasFull = received.full;
@@ -95,12 +96,12 @@ function serve(data: FaultThreadData): Served {
         if (!wasFull && received.full) post({ type: 'all-present' });
       });
       channel.onClose((code, reason, error) => {
-        if (served === channel) served = undefined;
+        if (servedChannel === channel) servedChannel = undefined;
         post({ type: 'channel-closed', code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
       });
     },
     closeChannel(code, reason) {
-      served?.close(code, reason);
+      servedChannel?.close(code, reason);
     },
     setState(next) {
       const before = state;

@@ -210,6 +210,15 @@ const messages: fc.Arbitrary<[ControlMessage, Partial<DecodeContext>]>[] = [
   fc.integer({ min: 0, max: PAGES }).map((n) => [{ type: 'complete', pages: n }, { receiver: 'source', state: 'postcopy-active' }]),
 ];
 
+function withoutNegativeZero(value: unknown): unknown {
+  if (Object.is(value, -0)) return 0;
+  if (Array.isArray(value)) return value.map(withoutNegativeZero);
+  if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutNegativeZero(v)]));
+  }
+  return value;
+}
+
 describe('protocol properties', () => {
   it('a peer cannot set a prototype through a "__proto__" key', () => {
     const state = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown;
@@ -223,9 +232,9 @@ describe('protocol properties', () => {
   it('every valid control message survives encode → decode unchanged', () => {
     fc.assert(
       fc.property(fc.oneof(...messages), ([message, over]) => {
-        // JSON values may hold -0 and undefined-free objects; msgpack keeps what JSON keeps.
+        // msgpack, like JSON.stringify, writes -0 as the integer 0 (fast-check found it: seed -1440623842).
         const decoded = decodeMessage(encodeControl(message), ctx(over));
-        expect(decoded).toEqual(message);
+        expect(decoded).toEqual(withoutNegativeZero(message));
       }),
     );
   });

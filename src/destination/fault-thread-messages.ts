@@ -33,7 +33,8 @@ export interface FaultThreadData {
 
 export type ToFaultThread =
   | { readonly type: 'serve'; readonly data: FaultThreadData }
-  | { readonly type: 'channel'; readonly handoff: ChannelHandoff }
+  /** `id` names the channel in its 'channel-closed'. */
+  | { readonly type: 'channel'; readonly id: number; readonly handoff: ChannelHandoff }
   | { readonly type: 'close-channel'; readonly code: number; readonly reason: string }
   | { readonly type: 'state'; readonly state: MigrationState }
   /** A fault the main thread read itself (draining on EAGAIN). */
@@ -51,7 +52,7 @@ export type FromFaultThread =
   /** Its modules are loaded: it can serve at once. `tid`: its kernel thread id, for per-thread figures. */
   | { readonly type: 'loaded'; readonly tid: number }
   | { readonly type: 'all-present' }
-  | { readonly type: 'channel-closed'; readonly code: number; readonly reason: string; readonly error?: { readonly code: string; readonly message: string } }
+  | { readonly type: 'channel-closed'; readonly id: number; readonly code: number; readonly reason: string; readonly error?: { readonly code: string; readonly message: string } }
   | { readonly type: 'figures'; readonly figures: FaultThreadFigures }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'log'; readonly line: string };

@@ -41,7 +41,9 @@ export class FaultThread {
   private threadId: number | undefined;
   private pageSize = 0;
   private allPresentHandler: (() => void) | undefined;
-  private closeHandler: ChannelCloseHandler | undefined;
+  /** Per adopted channel: a closing channel of an old connection reports to that connection. */
+  private readonly closeHandlers = new Map<number, ChannelCloseHandler>();
+  private nextChannelId = 1;
   private failHandler: ((err: Error) => void) | undefined;
   private pendingFigures: ((f: FaultThreadFigures) => void)[] = [];
   private lastFigures: FaultThreadFigures | undefined;
@@ -112,19 +114,20 @@ export class FaultThread {
     this.allPresentHandler = handler;
   }
 
-  /** Its channel closed on the thread; `error` is set when it closed it for a protocol error. */
-  onChannelClose(handler: ChannelCloseHandler): void {
-    this.closeHandler = handler;
-  }
-
   onFailure(handler: (err: Error) => void): void {
     this.failHandler = handler;
   }
 
-  /** Hands an established, quiet channel (urgent, or bulk to a bulk thread) over; this thread must not use it again. */
-  async adopt(channel: MigrationChannel): Promise<void> {
+  /**
+   * Hands an established, quiet channel (urgent, or bulk to a bulk thread)
+   * over; this thread must not use it again. `onClose` is called once when it
+   * closes there, with `error` set when the thread closed it for a protocol error.
+   */
+  async adopt(channel: MigrationChannel, onClose?: ChannelCloseHandler): Promise<void> {
     const maxPayload = Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(this.pageSize));
-    this.post({ type: 'channel', handoff: await releaseChannel(channel, 'destination', maxPayload) });
+    const id = this.nextChannelId++;
+    if (onClose) this.closeHandlers.set(id, onClose);
+    this.post({ type: 'channel', id, handoff: await releaseChannel(channel, 'destination', maxPayload) });
   }
 
   closeChannel(code: number, reason: string): void {
@@ -169,9 +172,12 @@ export class FaultThread {
       case 'all-present':
         this.allPresentHandler?.();
         break;
-      case 'channel-closed':
-        this.closeHandler?.(m.code, m.reason, m.error ? errorOfCode(m.error.code, m.error.message) : undefined);
+      case 'channel-closed': {
+        const handler = this.closeHandlers.get(m.id);
+        this.closeHandlers.delete(m.id);
+        handler?.(m.code, m.reason, m.error ? errorOfCode(m.error.code, m.error.message) : undefined);
         break;
+      }
       case 'figures':
         this.lastFigures = m.figures;
         for (const resolve of this.pendingFigures.splice(0)) resolve(m.figures);

@@ -31,7 +31,7 @@ const post = (m: FromFaultThread): void => port.postMessage(m);
 interface Served {
   readonly faults: FaultHandler;
   readonly placer: PagePlacer;
-  adopt(handoff: ChannelHandoff): void;
+  adopt(id: number, handoff: ChannelHandoff): void;
   closeChannel(code: number, reason: string): void;
   setState(state: MigrationState): void;
 }
@@ -86,7 +86,7 @@ function serve(data: FaultThreadData): Served {
   return {
     faults,
     placer,
-    adopt(handoff) {
+    adopt(id, handoff) {
       const channel = adoptChannel(handoff, () => current.state, log, loop);
       servedChannel = channel;
       channel.onMessage((m) => {
@@ -97,7 +97,7 @@ function serve(data: FaultThreadData): Served {
       });
       channel.onClose((code, reason, error) => {
         if (servedChannel === channel) servedChannel = undefined;
-        post({ type: 'channel-closed', code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
+        post({ type: 'channel-closed', id, code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
       });
     },
     closeChannel(code, reason) {
@@ -134,7 +134,7 @@ port.on('message', (m: ToFaultThread) => {
   if (!served) return;
   switch (m.type) {
     case 'channel':
-      served.adopt(m.handoff);
+      served.adopt(m.id, m.handoff);
       break;
     case 'close-channel':
       served.closeChannel(m.code, m.reason);

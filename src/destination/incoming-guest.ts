@@ -236,7 +236,6 @@ export class IncomingGuest extends EventEmitter<Events> {
     const { channels } = m;
     const thread = this.threadServes ? this.faultThread : undefined;
     const bulkThread = this.threadServes ? this.bulkThread : undefined;
-    this.pages!.attach(channels, (c) => void this.onControl(c).catch((err: Error) => this.fail(err))).catch((err: Error) => this.fail(err));
     const closeAll = (code: number, reason: string): void => {
       channels.control.close(code, reason);
       if (thread && bulkThread) {
@@ -282,8 +281,12 @@ export class IncomingGuest extends EventEmitter<Events> {
     for (const channel of thread ? [channels.control] : [channels.control, channels.bulk, channels.urgent]) {
       channel.onClose((code, reason, error) => lost(channel.kind, code, reason, error));
     }
-    thread?.onChannelClose((code, reason, error) => lost('urgent', code, reason, error));
-    bulkThread?.onChannelClose((code, reason, error) => lost('bulk', code, reason, error));
+    // A page thread's channel reports to this connection even when it closes after a reconnect.
+    this.pages!.attach(
+      channels,
+      (c) => void this.onControl(c).catch((err: Error) => this.fail(err)),
+      (kind, code, reason, error) => lost(kind, code, reason, error),
+    ).catch((err: Error) => this.fail(err));
   }
 
   /**

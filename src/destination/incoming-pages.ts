@@ -10,12 +10,12 @@
 // received-pages bitmap.
 import type { Logger } from '../log.ts';
 import type { ChannelSet } from '../protocol/listener.ts';
-import type { ControlMessage, Message, Recover } from '../protocol/messages.ts';
+import type { ChannelKind, ControlMessage, Message, Recover } from '../protocol/messages.ts';
 import type { MigrationStateMachine } from '../protocol/state.ts';
 import type { PageBitmap } from '../protocol/page-bitmap.ts';
 import { BulkIntake } from './bulk-intake.ts';
 import { FaultHandler } from './fault-handler.ts';
-import type { FaultThread } from './fault-thread.ts';
+import type { ChannelCloseHandler, FaultThread } from './fault-thread.ts';
 import { PagePlacer } from './page-placer.ts';
 import type { FaultEvent, FaultSource, PlacementRegion, PlacementUffd } from './uffd-port.ts';
 
@@ -71,10 +71,11 @@ export class IncomingPages {
 
   /**
    * Channels of a (re)established connection; control messages other than
-   * pages and discards go to `onControl`. Resolves once the page threads hold
-   * their channels.
+   * pages and discards go to `onControl`, and the close of a channel a page
+   * thread holds to `onThreadChannelClose`. Resolves once the page threads
+   * hold their channels.
    */
-  async attach(channels: ChannelSet, onControl: (m: ControlMessage) => void): Promise<void> {
+  async attach(channels: ChannelSet, onControl: (m: ControlMessage) => void, onThreadChannelClose?: (kind: ChannelKind, ...closed: Parameters<ChannelCloseHandler>) => void): Promise<void> {
     this.channels = channels;
     const { faultThread: thread, bulkThread } = this.options;
     channels.control.onMessage((m) => this.control(m, onControl));
@@ -87,7 +88,8 @@ export class IncomingPages {
       });
     }
     if (thread) {
-      await Promise.all([thread.adopt(channels.urgent), bulkThread?.adopt(channels.bulk)]);
+      const closed = (kind: ChannelKind): ChannelCloseHandler => (code, reason, error) => onThreadChannelClose?.(kind, code, reason, error);
+      await Promise.all([thread.adopt(channels.urgent, closed('urgent')), bulkThread?.adopt(channels.bulk, closed('bulk'))]);
       return;
     }
     channels.urgent.onMessage((m) => {

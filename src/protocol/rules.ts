@@ -45,8 +45,13 @@ export const RULES: Record<RuleKey, Rule> = {
   // dirty pages of a precopy switchover).
   'precopy-frame': { from: 'source', on: { control: ['precopy-active', 'device'] } },
   // The background push may start before postcopy-run is read, and frames in
-  // flight when the destination completes are dropped, not refused.
-  'postcopy-frame': { from: 'source', on: { bulk: ['device', 'postcopy-active', 'completed'], urgent: ['postcopy-active', 'completed'] } },
+  // flight when the destination completes are dropped, not refused. Frames
+  // the source sent before a connection broke may still be read after this
+  // side paused: the source's RAM is frozen in postcopy, so they are placed.
+  'postcopy-frame': {
+    from: 'source',
+    on: { bulk: ['device', 'postcopy-active', 'postcopy-paused', 'completed'], urgent: ['postcopy-active', 'postcopy-paused', 'completed'] },
+  },
 };
 
 export interface ReceiveContext {

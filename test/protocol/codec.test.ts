@@ -135,6 +135,12 @@ describe('page frame decoding', () => {
     expect(m).toMatchObject({ start: 3, count: 2, precopy: false });
   });
 
+  it('accepts postcopy frames read after this side paused: pages sent before the connection broke', () => {
+    for (const channel of ['bulk', 'urgent'] as const) {
+      expect(decodeMessage(encodeZeroRun(pageIndex(10), 20), ctx({ channel, state: 'postcopy-paused' }))).toMatchObject({ type: 'zero-run' });
+    }
+  });
+
   it('decodes a zero-run marker with no payload', () => {
     expect(decodeMessage(encodeZeroRun(pageIndex(10), 20), bulk)).toEqual({ type: 'zero-run', start: 10, count: 20, precopy: false });
   });

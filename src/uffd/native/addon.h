@@ -53,6 +53,13 @@ napi_value make_number(napi_env env, double v);
 napi_value make_bigint(napi_env env, uint64_t v);
 napi_value make_undefined(napi_env env);
 
+typedef struct {
+  const char *name;
+  double value;
+} constant_t;
+/* Adds the table to exports.constants, creating it if no module did yet. */
+napi_status add_constants(napi_env env, napi_value exports, const constant_t *table, size_t count);
+
 napi_status register_memory(napi_env env, napi_value exports);
 napi_status register_ioctls(napi_env env, napi_value exports);
 napi_status register_poll(napi_env env, napi_value exports);

@@ -135,6 +135,20 @@ napi_value make_number(napi_env env, double v) {
   return out;
 }
 
+napi_status add_constants(napi_env env, napi_value exports, const constant_t *table, size_t count) {
+  bool has;
+  napi_value c;
+  napi_status s = napi_has_named_property(env, exports, "constants", &has);
+  if (s != napi_ok) return s;
+  s = has ? napi_get_named_property(env, exports, "constants", &c) : napi_create_object(env, &c);
+  if (s != napi_ok) return s;
+  for (size_t i = 0; i < count; i++) {
+    s = napi_set_named_property(env, c, table[i].name, make_number(env, table[i].value));
+    if (s != napi_ok) return s;
+  }
+  return has ? napi_ok : napi_set_named_property(env, exports, "constants", c);
+}
+
 napi_value make_bigint(napi_env env, uint64_t v) {
   napi_value out;
   napi_create_bigint_uint64(env, v, &out);

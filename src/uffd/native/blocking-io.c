@@ -90,16 +90,9 @@ napi_status register_blocking_io(napi_env env, napi_value exports) {
   };
   napi_status s = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   if (s != napi_ok) return s;
-  napi_value c;
-  s = napi_get_named_property(env, exports, "constants", &c);
-  if (s != napi_ok) return s;
-  struct { const char *name; double value; } table[] = {
+  const constant_t table[] = {
       {"POLLIN", POLLIN}, {"POLLOUT", POLLOUT}, {"POLLERR", POLLERR}, {"POLLHUP", POLLHUP}, {"POLLNVAL", POLLNVAL},
       {"EAGAIN", EAGAIN}, {"EINTR", EINTR},
   };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    s = napi_set_named_property(env, c, table[i].name, make_number(env, table[i].value));
-    if (s != napi_ok) return s;
-  }
-  return napi_ok;
+  return add_constants(env, exports, table, sizeof table / sizeof table[0]);
 }

@@ -193,10 +193,6 @@ static napi_value do_dup(napi_env env, napi_callback_info info) {
   return make_number(env, (double)copy);
 }
 
-static napi_status set_constant(napi_env env, napi_value obj, const char *name, double v) {
-  return napi_set_named_property(env, obj, name, make_number(env, v));
-}
-
 napi_status register_ioctls(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openDevice", NULL, open_device, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -215,9 +211,7 @@ napi_status register_ioctls(napi_env env, napi_value exports) {
   napi_status s = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   if (s != napi_ok) return s;
 
-  napi_value c;
-  napi_create_object(env, &c);
-  struct { const char *name; double value; } table[] = {
+  const constant_t table[] = {
       {"O_CLOEXEC", O_CLOEXEC},
       {"O_NONBLOCK", O_NONBLOCK},
       {"UFFD_USER_MODE_ONLY", UFFD_USER_MODE_ONLY},
@@ -254,9 +248,5 @@ napi_status register_ioctls(napi_env env, napi_value exports) {
       {"_UFFDIO_CONTINUE", _UFFDIO_CONTINUE},
       {"_UFFDIO_API", _UFFDIO_API},
   };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-    s = set_constant(env, c, table[i].name, table[i].value);
-    if (s != napi_ok) return s;
-  }
-  return napi_set_named_property(env, exports, "constants", c);
+  return add_constants(env, exports, table, sizeof table / sizeof table[0]);
 }

@@ -13,6 +13,8 @@ function sizeOf(frame: PageFrame): number {
   return frame.type === 'pages' ? frame.payload.length : 0;
 }
 
+const FRAMES_PER_TURN = 2;
+
 export class BulkIntake {
   private readonly queue: PageFrame[] = [];
   private scheduled = false;
@@ -26,7 +28,6 @@ export class BulkIntake {
     private readonly source: PausableSource,
     private readonly place: (frame: PageFrame) => void,
     private readonly limit = 16,
-    private readonly framesPerTurn = 2,
   ) {}
 
   get queued(): number {
@@ -63,7 +64,7 @@ export class BulkIntake {
 
   private drain(): void {
     this.scheduled = false;
-    for (let i = 0; i < this.framesPerTurn && this.queue.length > 0; i++) {
+    for (let i = 0; i < FRAMES_PER_TURN && this.queue.length > 0; i++) {
       const frame = this.queue.shift() as PageFrame;
       this.bytes -= sizeOf(frame);
       this.place(frame);

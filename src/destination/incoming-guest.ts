@@ -215,8 +215,7 @@ export class IncomingGuest extends EventEmitter<Events> {
         state: this.state,
         log: this.log,
         received,
-        faultThread: this.threadServes ? this.faultThread : undefined,
-        bulkThread: this.threadServes ? this.bulkThread : undefined,
+        pageThreads: this.threadServes ? { faults: this.faultThread, bulk: this.bulkThread } : undefined,
       });
       this.pages = pages;
       pages.watch(uffd);
@@ -234,13 +233,11 @@ export class IncomingGuest extends EventEmitter<Events> {
 
   private attachChannels(m: IncomingMigration): void {
     const { channels } = m;
-    const thread = this.threadServes ? this.faultThread : undefined;
-    const bulkThread = this.threadServes ? this.bulkThread : undefined;
     const closeAll = (code: number, reason: string): void => {
       channels.control.close(code, reason);
-      if (thread && bulkThread) {
-        thread.closeChannel(code, reason);
-        bulkThread.closeChannel(code, reason);
+      if (this.threadServes) {
+        this.faultThread.closeChannel(code, reason);
+        this.bulkThread.closeChannel(code, reason);
       } else {
         channels.bulk.close(code, reason);
         channels.urgent.close(code, reason);
@@ -278,7 +275,8 @@ export class IncomingGuest extends EventEmitter<Events> {
       closeAll(1001, 'connection lost; waiting for the source to resume');
       this.log.warn({ reason: why }, 'postcopy paused: the connection to the source broke; vCPUs wait on missing pages until it reconnects');
     };
-    for (const channel of thread ? [channels.control] : [channels.control, channels.bulk, channels.urgent]) {
+    // The page threads' channels report through attach() below.
+    for (const channel of this.threadServes ? [channels.control] : [channels.control, channels.bulk, channels.urgent]) {
       channel.onClose((code, reason, error) => lost(channel.kind, code, reason, error));
     }
     // A page thread's channel reports to this connection even when it closes after a reconnect.

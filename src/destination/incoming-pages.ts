@@ -27,10 +27,12 @@ export interface IncomingPagesOptions {
   readonly log: Logger;
   /** Bulk frames queued before the bulk socket is paused (default 16). */
   readonly bulkQueueFrames?: number;
-  /** Serves faults and urgent pages; shares `received` with the placer here. */
-  readonly faultThread?: FaultThread;
-  /** Places the bulk channel's pages (with a fault thread); shares `received` too. */
-  readonly bulkThread?: FaultThread;
+  /**
+   * The kernel backend's page threads: `faults` serves faults and urgent
+   * pages, `bulk` places the bulk channel's; both share `received` with the
+   * placer here. Without them this thread does all of it.
+   */
+  readonly pageThreads?: { readonly faults: FaultThread; readonly bulk: FaultThread };
   readonly received?: PageBitmap;
 }
 
@@ -43,8 +45,8 @@ export class IncomingPages {
 
   constructor(private readonly options: IncomingPagesOptions) {
     this.placer = new PagePlacer(options);
-    options.faultThread?.onAllPresent(() => this.checkComplete());
-    options.bulkThread?.onAllPresent(() => this.checkComplete());
+    options.pageThreads?.faults.onAllPresent(() => this.checkComplete());
+    options.pageThreads?.bulk.onAllPresent(() => this.checkComplete());
     this.faults = new FaultHandler({
       placer: this.placer,
       uffd: options.uffd,
@@ -77,21 +79,18 @@ export class IncomingPages {
    */
   async attach(channels: ChannelSet, onControl: (m: ControlMessage) => void, onThreadChannelClose?: (kind: ChannelKind, ...closed: Parameters<ChannelCloseHandler>) => void): Promise<void> {
     this.channels = channels;
-    const { faultThread: thread, bulkThread } = this.options;
     channels.control.onMessage((m) => this.control(m, onControl));
-    if (!bulkThread) {
-      // Without urgent pages to let through between them, bulk frames need no pacing.
-      this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16, thread ? 16 : 2);
-      const intake = this.intake;
-      channels.bulk.onMessage((m) => {
-        if (m.type === 'pages' || m.type === 'zero-run') intake.push(m);
-      });
-    }
-    if (thread) {
+    const threads = this.options.pageThreads;
+    if (threads) {
       const closed = (kind: ChannelKind): ChannelCloseHandler => (code, reason, error) => onThreadChannelClose?.(kind, code, reason, error);
-      await Promise.all([thread.adopt(channels.urgent, closed('urgent')), bulkThread?.adopt(channels.bulk, closed('bulk'))]);
+      await Promise.all([threads.faults.adopt(channels.urgent, closed('urgent')), threads.bulk.adopt(channels.bulk, closed('bulk'))]);
       return;
     }
+    this.intake = new BulkIntake(channels.bulk, (frame) => this.place(frame), this.options.bulkQueueFrames ?? 16);
+    const intake = this.intake;
+    channels.bulk.onMessage((m) => {
+      if (m.type === 'pages' || m.type === 'zero-run') intake.push(m);
+    });
     channels.urgent.onMessage((m) => {
       if (m.type === 'pages' || m.type === 'zero-run') this.place(m);
     });
@@ -110,7 +109,7 @@ export class IncomingPages {
    * placement); returns the unsubscribe.
    */
   watch(source: FaultSource): () => void {
-    const thread = this.options.faultThread;
+    const thread = this.options.pageThreads?.faults;
     const listener = (batch: readonly { readonly type: string }[]): void => {
       for (const e of batch) {
         if (e.type !== 'pagefault' || (e as FaultEvent).wp) continue;
@@ -129,7 +128,7 @@ export class IncomingPages {
 
   /** The source applied our bitmap: ask again for what the vCPUs still wait on (a fault thread does on its own). */
   resumed(): void {
-    if (!this.options.faultThread) this.faults.resendOutstanding();
+    if (!this.options.pageThreads) this.faults.resendOutstanding();
     this.checkComplete();
   }
 

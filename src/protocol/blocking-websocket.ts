@@ -38,13 +38,23 @@ const OPCODE_PONG = 0xa;
 // ws's own default: a close handshake may take 30 s before the socket is dropped.
 const CLOSE_TIMEOUT_MS = 30_000;
 // Reads land in a slab and messages are views of it. A full slab is retired
-// and reused once the Receiver holds no part of it (a frame split across
-// reads); a fresh 512 KiB buffer per slab made the bulk thread's garbage
-// collector run every few tens of milliseconds, on helper threads the push
-// needs. So a message's bytes are valid only while its 'message' listeners
-// run, which is how the page threads use them: placed, then dropped.
+// and reused once the Receiver holds no part of it (the fragments of an
+// unfinished message); a fresh 512 KiB buffer per slab made the bulk thread's
+// garbage collector run every few tens of milliseconds, on helper threads the
+// push needs. So a message's bytes are valid only while its 'message'
+// listeners run, which is how the page threads use them: placed, then dropped.
+//
+// The Receiver is given whole frames only, each in one piece of one slab: a
+// frame it got in two pieces it would copy into a fresh buffer, and fresh
+// memory is page faults, which on a virtual machine cost the bulk thread more
+// than placing the pages did. A frame's head that reached the end of a slab
+// moves to the start of the next one instead.
 const SLAB_BYTES = 512 * 1024;
 const MIN_READ_BYTES = 64 * 1024;
+const MAX_SPARE_SLABS = 4;
+// The largest header: 2 bytes, a 64-bit length, a mask.
+const MAX_HEADER_BYTES = 14;
+const VALID_OPCODES = new Set([0x0, 0x1, 0x2, 0x8, 0x9, 0xa]);
 
 // Client frames are masked with zeros, as in connect.ts: masking is for
 // browsers' sake, and a zero mask lets ws skip rewriting the payload.
@@ -88,6 +98,9 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   private reading = true;
   private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
   private slabUsed = 0;
+  /** Where in the slab the bytes not yet given to the Receiver (a frame's head) start. */
+  private slabFed = 0;
+  private readonly maxFrameBytes: number;
   /** Full slabs the Receiver may still hold views of, and slabs free for reuse. */
   private retired: Buffer[] = [];
   private readonly spare: Buffer[] = [];
@@ -101,6 +114,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     super();
     this.fd = options.fd;
     this.mask = !options.isServer;
+    this.maxFrameBytes = options.maxPayload + MAX_HEADER_BYTES;
     this.receiver = new Receiver({
       allowSynchronousEvents: true,
       binaryType: 'nodebuffer',
@@ -169,11 +183,9 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   }
 
   private read(): void {
-    if (this.slab.length - this.slabUsed < MIN_READ_BYTES) {
-      this.retired.push(this.slab);
-      this.slab = this.spare.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES);
-      this.slabUsed = 0;
-    }
+    const head = this.slabUsed - this.slabFed;
+    const wanted = Math.max(MIN_READ_BYTES, (this.frameBytes(this.slabFed) ?? MAX_HEADER_BYTES) - head);
+    if (this.slab.length - this.slabUsed < wanted) this.nextSlab(head + wanted);
     const space = this.slab.subarray(this.slabUsed);
     const n = this.native.readBytes(this.fd, space);
     if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
@@ -185,12 +197,56 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       this.finish();
       return;
     }
-    const chunk = space.subarray(0, n);
     this.slabUsed += n;
-    this.receiver._write(chunk, 'buffer', (err) => {
+    let end = this.slabFed;
+    for (let bytes = this.frameBytes(end); bytes !== undefined && end + bytes <= this.slabUsed; bytes = this.frameBytes(end)) end += bytes;
+    if (end === this.slabFed) return;
+    const frames = this.slab.subarray(this.slabFed, end);
+    this.slabFed = end;
+    this.receiver._write(frames, 'buffer', (err) => {
       if (err) this.fail(err, (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : 1002);
     });
     if (this.retired.length > 0) this.reuseRetiredSlabs();
+  }
+
+  /**
+   * The length of the frame that starts at `offset` of the slab, header
+   * included; undefined until its header is all there. A header the Receiver
+   * will refuse counts as complete at once, so the refusal comes without
+   * waiting for a payload that may never come.
+   */
+  private frameBytes(offset: number): number | undefined {
+    const have = this.slabUsed - offset;
+    if (have < 2) return undefined;
+    const first = this.slab[offset];
+    const second = this.slab[offset + 1];
+    let length = second & 0x7f;
+    let header = 2;
+    if (length === 126) {
+      if (have < 4) return undefined;
+      length = this.slab.readUInt16BE(offset + 2);
+      header = 4;
+    } else if (length === 127) {
+      if (have < 10) return undefined;
+      length = this.slab.readUInt32BE(offset + 2) * 2 ** 32 + this.slab.readUInt32BE(offset + 6);
+      header = 10;
+    }
+    const masked = (second & 0x80) !== 0;
+    if (masked) header += 4;
+    const refused = masked === this.mask || (first & 0x70) !== 0 || !VALID_OPCODES.has(first & 0x0f) || header + length > this.maxFrameBytes;
+    return refused ? Math.min(have, header) : header + length;
+  }
+
+  // Moves the unfed head to the start of a slab with room for `bytes`.
+  private nextSlab(bytes: number): void {
+    const head = this.slab.subarray(this.slabFed, this.slabUsed);
+    this.retired.push(this.slab);
+    const fits = this.spare.findIndex((slab) => slab.length >= bytes);
+    const next = fits >= 0 ? this.spare.splice(fits, 1)[0] : Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes));
+    head.copy(next);
+    this.slab = next;
+    this.slabFed = 0;
+    this.slabUsed = head.length;
   }
 
   private reuseRetiredSlabs(): void {
@@ -202,6 +258,8 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       this.spare.push(slab);
       return false;
     });
+    // Slabs in use at once are a few: more spares only hold memory.
+    if (this.spare.length > MAX_SPARE_SLABS) this.spare.splice(0, this.spare.length - MAX_SPARE_SLABS);
   }
 
   private onCloseFrame(code: number, reason: Buffer): void {

@@ -121,7 +121,7 @@ describe('moving the urgent channel to another owner', () => {
     expect(src.bufferedAmount).toBe(0);
   });
 
-  it('reuses its read buffers for frames split across reads, and every frame arrives intact', async () => {
+  it('reuses its read buffers for frames split across reads, never copies a frame, and every frame arrives intact', async () => {
     const loop = new PollLoop(log);
     const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
     const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), () => 'postcopy-active', log, loop);
@@ -149,11 +149,28 @@ describe('moving the urgent channel to another owner', () => {
       for (let p = 0; p < pages; p++) payload.fill(fill(i, p), p * 4096, (p + 1) * 4096);
       src.sendBytes(encodePages(pageIndex(0), pages, payload));
     }
+    // ws's Receiver copies a frame it was given in pieces into a buffer from here.
+    const copies = vi.spyOn(Buffer, 'allocUnsafe');
     await all;
     const slabs = allocations.mock.calls.length;
     allocations.mockRestore();
-    // Without reuse, 32 MiB through 512 KiB slabs takes more than 64 of them.
+    const frameCopies = copies.mock.calls.filter(([size]) => size >= 4096).length;
+    copies.mockRestore();
+    expect(frameCopies).toBe(0);
+    // Without reuse, 32 MiB through 512 KiB slabs takes more than 64 of them;
+    // a 1 MiB frame needs a slab of its own size.
     expect(slabs).toBeLessThanOrEqual(8);
+  });
+
+  it('closes with 1009 on a frame header longer than the limit, without waiting for its payload', async () => {
+    const loop = new PollLoop(log);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
+    const closed = new Promise<number>((resolve) => dest.onClose((code) => resolve(code)));
+    const socket = (source.urgent.ws as unknown as { _socket: { write(b: Buffer): void } })._socket;
+    // A masked binary frame announcing 2^40 bytes, then nothing more.
+    socket.write(Buffer.from([0x82, 0xff, 0, 0, 0x01, 0, 0, 0, 0, 0, 1, 2, 3, 4]));
+    expect(await closed).toBe(1009);
+    expect(dest.open).toBe(false);
   });
 
   it('closes with 1002 on bytes that are not a WebSocket frame from a client, and the thread goes on', async () => {

@@ -97,7 +97,6 @@ export class PageServer {
     this.frames = new FrameSender({
       ram: options.ram,
       pageSize: options.pageSize,
-      maxPagesPerFrame: this.maxPagesPerFrame,
       sent: this.sent,
       counters: this.counters,
       populated: this.populated,

@@ -1,7 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PageBitmap } from '../../src/protocol/page-bitmap.ts';
+import { decodePageFrame, PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
 import { FrameSender } from '../../src/source/frame-sender.ts';
 import { PopulatedPages } from '../../src/source/populated-pages.ts';
+import { SendWindow } from '../../src/source/send-window.ts';
 import { TransferCounters } from '../../src/source/transfer-counters.ts';
 import { nativeAvailable } from '../../src/uffd/native.ts';
 import { allocateRegion } from '../../src/uffd/region.ts';
@@ -22,7 +24,7 @@ describe.skipIf(!nativeAvailable())('zero pages of private anonymous RAM (pagema
       const populated = PopulatedPages.open(region.address, 8, PAGE)!;
       expect([0, 1, 2, 3, 4].map((p) => populated.mayHoldData(p))).toEqual([false, true, true, true, false]);
 
-      const frames = new FrameSender({ ram, pageSize: PAGE, maxPagesPerFrame: 4, sent: new PageBitmap(8), counters: new TransferCounters(), populated });
+      const frames = new FrameSender({ ram, pageSize: PAGE, sent: new PageBitmap(8), counters: new TransferCounters(), populated });
       expect([0, 1, 2, 3, 4, 5].map((p) => frames.isZero(p))).toEqual([true, false, true, true, true, true]);
       // Told apart without a read: reading would have mapped the zero page there.
       populated.refresh();
@@ -49,5 +51,40 @@ describe.skipIf(!nativeAvailable())('zero pages of private anonymous RAM (pagema
     } finally {
       region.release();
     }
+  });
+});
+
+describe('frame buffers', () => {
+  it('are sized to the run in powers of two pages, reused once written, and carry the pages they were given', async () => {
+    const pages = 64;
+    const ram = new Uint8Array(pages * PAGE);
+    for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE, (p + 1) * PAGE);
+    const pending: (() => void)[] = [];
+    const sent: Uint8Array[] = [];
+    const window = new SendWindow(
+      {
+        open: true,
+        sendBytes(bytes, cb) {
+          sent.push(Uint8Array.from(bytes));
+          pending.push(() => cb?.());
+        },
+      },
+      1 << 30,
+    );
+    const frames = new FrameSender({ ram, pageSize: PAGE, sent: new PageBitmap(pages), counters: new TransferCounters() });
+    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    const runs: [number, number][] = [[0, 1], [1, 1], [2, 3], [5, 4], [9, 33]];
+    for (const [start, count] of runs) frames.send(window, start, count, false, false);
+    expect(allocations.mock.calls.map(([bytes]) => (bytes - PAGE_FRAME_HEADER_BYTES) / PAGE)).toEqual([1, 1, 4, 4, 64]);
+    for (const written of pending.splice(0)) written();
+    for (const [start, count] of runs) frames.send(window, start + 10, count, false, false);
+    expect(allocations).toHaveBeenCalledTimes(5);
+    allocations.mockRestore();
+    [...runs, ...runs.map(([s, c]): [number, number] => [s + 10, c])].forEach(([start, count], i) => {
+      const frame = decodePageFrame(sent[i], PAGE, pages);
+      expect(frame).toMatchObject({ type: 'pages', start, count });
+      if (frame.type !== 'pages') return;
+      expect(Buffer.compare(frame.payload, ram.subarray(start * PAGE, (start + count) * PAGE))).toBe(0);
+    });
   });
 });

@@ -1,12 +1,13 @@
 // Puts a run of pages on a channel as one frame, for the bulk push, precopy
 // rounds and the request thread alike: data pages are copied into a reused
-// buffer, zero pages travel as a marker. Buffers come in sizes of a power of
-// two pages, each size with its own spares: the send window bounds bytes in
-// flight, not frames, and once urgent requests have cut the push into short
-// runs, a full-size buffer per frame took 88 of them (22 MiB, each page a
-// first-touch fault) where 4 MiB were in flight. The run is marked sent and counted
+// buffer, zero pages travel as a marker. The run is marked sent and counted
 // before the frame leaves, so neither the sent set nor the figures ever lag
 // what the destination may already hold, whichever thread sent it.
+//
+// Buffers come in sizes of a power of two pages, each size with its own
+// spares: the send window bounds bytes in flight, not frames, and once urgent
+// requests have cut the push into short runs, a full-size buffer per frame
+// took 88 of them (22 MiB, each page a first-touch fault) for 4 MiB in flight.
 import { pageIndex } from '../protocol/layout.ts';
 import type { PageBitmap } from '../protocol/page-bitmap.ts';
 import { encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';

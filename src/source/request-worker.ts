@@ -39,7 +39,6 @@ function serve(data: RequestThreadData): Served {
   const frames = new FrameSender({
     ram: new Uint8Array(attachRam(data.ram).buffer, 0, share.pageCount * share.pageSize),
     pageSize: share.pageSize,
-    // Answers are single pages, so a frame buffer needs room for one.
     sent: PageBitmap.attach(share.pageCount, share.sent),
     counters,
   });

@@ -25,6 +25,8 @@ const MAX_SLEEP_MS = 100;
 export class PollLoop {
   private readonly native = loadNative();
   private readonly sources = new Set<PollSource>();
+  /** `sources` as an array, rebuilt when it changes, not on every poll. */
+  private list: PollSource[] = [];
   private readonly loopFd = this.native.loopFd();
   private scheduled = false;
   private set = new Int32Array(0);
@@ -33,11 +35,13 @@ export class PollLoop {
 
   add(source: PollSource): void {
     this.sources.add(source);
+    this.list = [...this.sources];
     this.schedule();
   }
 
   remove(source: PollSource): void {
     this.sources.delete(source);
+    this.list = [...this.sources];
   }
 
   private schedule(): void {
@@ -50,16 +54,16 @@ export class PollLoop {
     this.scheduled = false;
     if (this.sources.size === 0) return;
     const { POLLIN, EINTR } = this.native.constants;
-    const sources = [...this.sources];
+    const sources = this.list;
     const length = (sources.length + 1) * 3;
     if (this.set.length !== length) this.set = new Int32Array(length);
     const set = this.set;
     set[0] = this.loopFd;
     set[1] = POLLIN;
-    sources.forEach((s, i) => {
-      set[(i + 1) * 3] = s.fd;
-      set[(i + 1) * 3 + 1] = s.pollEvents;
-    });
+    for (let i = 0; i < sources.length; i++) {
+      set[(i + 1) * 3] = sources[i].fd;
+      set[(i + 1) * 3 + 1] = sources[i].pollEvents;
+    }
     const rc = this.native.poll(set, MAX_SLEEP_MS);
     if (rc < 0 && rc !== -EINTR) {
       // Only a bad descriptor set gets here; a source that closed its fd must remove itself first.

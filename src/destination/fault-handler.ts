@@ -69,13 +69,17 @@ export class FaultHandler {
       if (!waiters.has(thread)) waiters.set(thread, now);
       return;
     }
-    this.waiting.set(page, new Map([[thread, now]]));
+    this.waiting.set(page, new Map<number, number>().set(thread, now));
     this.unsent.push(pageIndex(page));
     if (!this.flushQueued) {
       this.flushQueued = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this.flushQueuedRequests);
     }
   }
+
+  // Bound once: the fault path runs it every wake-up, and garbage there is a
+  // young-generation collection that stops this thread (2-20 ms on a VM).
+  private readonly flushQueuedRequests = (): void => this.flush();
 
   /** After a reconnect: ask again for every page still missing that a vCPU waits for. */
   resendOutstanding(): void {
@@ -86,9 +90,9 @@ export class FaultHandler {
   private flush(): void {
     this.flushQueued = false;
     while (this.unsent.length > 0) {
-      const batch = this.unsent.slice(0, MAX_REQUEST_PAGES);
+      const batch = this.unsent.length <= MAX_REQUEST_PAGES ? this.unsent : this.unsent.slice(0, MAX_REQUEST_PAGES);
       if (!this.options.request(batch)) return; // kept in `waiting`; resendOutstanding() asks again
-      this.unsent = this.unsent.slice(batch.length);
+      this.unsent = batch === this.unsent ? [] : this.unsent.slice(batch.length);
       this.figures.requests++;
       this.figures.requestedPages += batch.length;
     }
@@ -97,16 +101,17 @@ export class FaultHandler {
   private placed(start: number, count: number): void {
     if (this.waiting.size === 0) return;
     const now = performance.now();
-    const settle = (page: number): void => {
-      const waiters = this.waiting.get(page);
-      if (!waiters) return;
-      this.waiting.delete(page);
-      for (const since of waiters.values()) this.stats.record(since, now);
-    };
     if (this.waiting.size < count) {
-      for (const page of [...this.waiting.keys()]) if (page >= start && page < start + count) settle(page);
+      for (const page of [...this.waiting.keys()]) if (page >= start && page < start + count) this.settle(page, now);
     } else {
-      for (let p = start; p < start + count; p++) settle(p);
+      for (let p = start; p < start + count; p++) this.settle(p, now);
     }
+  }
+
+  private settle(page: number, now: number): void {
+    const waiters = this.waiting.get(page);
+    if (!waiters) return;
+    this.waiting.delete(page);
+    for (const since of waiters.values()) this.stats.record(since, now);
   }
 }

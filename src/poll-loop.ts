@@ -24,9 +24,12 @@ const MAX_SLEEP_MS = 100;
 
 export class PollLoop {
   private readonly native = loadNative();
-  private readonly sources = new Set<PollSource>();
-  /** `sources` as an array, rebuilt when it changes, not on every poll. */
-  private list: PollSource[] = [];
+  /**
+   * Replaced on add and remove, never changed in place: a poll in progress
+   * keeps indexing the array its descriptor set was built from, and nothing
+   * is copied per poll.
+   */
+  private sources: readonly PollSource[] = [];
   private readonly loopFd = this.native.loopFd();
   private scheduled = false;
   private set = new Int32Array(0);
@@ -34,14 +37,12 @@ export class PollLoop {
   constructor(private readonly log: Logger) {}
 
   add(source: PollSource): void {
-    this.sources.add(source);
-    this.list = [...this.sources];
+    if (!this.sources.includes(source)) this.sources = [...this.sources, source];
     this.schedule();
   }
 
   remove(source: PollSource): void {
-    this.sources.delete(source);
-    this.list = [...this.sources];
+    this.sources = this.sources.filter((s) => s !== source);
   }
 
   private schedule(): void {
@@ -52,9 +53,9 @@ export class PollLoop {
 
   private readonly iterate = (): void => {
     this.scheduled = false;
-    if (this.sources.size === 0) return;
+    const sources = this.sources;
+    if (sources.length === 0) return;
     const { POLLIN, EINTR } = this.native.constants;
-    const sources = this.list;
     const length = (sources.length + 1) * 3;
     if (this.set.length !== length) this.set = new Int32Array(length);
     const set = this.set;
@@ -71,7 +72,7 @@ export class PollLoop {
     }
     for (let i = 0; rc > 0 && i < sources.length; i++) {
       const revents = set[(i + 1) * 3 + 2];
-      if (revents !== 0 && this.sources.has(sources[i])) sources[i].ready(revents);
+      if (revents !== 0 && this.sources.includes(sources[i])) sources[i].ready(revents);
     }
     // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
     if (rc < 0 && rc !== -EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);

@@ -167,12 +167,12 @@ function targets(ram: number, bandwidth: Bandwidth, floor: Percentiles, runs: De
     const ratio = measured === null ? null : measured / reference;
     return { figure, measured, range, reference, basis, ratio, limit: `≤ ${limit}×`, met: ratio !== null && ratio <= limit };
   };
-  const downtime = row('downtime ms', (m) => m.downtimeMs, DOWNTIME_LIMIT_MS, 'fixed limit', DOWNTIME_LIMIT_MS);
+  const downtime = row('downtime ms', (m) => m.downtimeMs, DOWNTIME_LIMIT_MS, 'fixed limit', 1);
   return [
     row('total ms', (m) => m.totalMs, floorMs, `RAM ÷ loopback TCP ${bandwidth.medianGBps.toFixed(2)} GB/s`, TOTAL_LIMIT),
     row('fault p50 µs', (m) => m.faultLatencyUs.p50, floor.p50, 'C remote fault with push, p50', P50_LIMIT),
     row('fault p99 µs', (m) => m.faultLatencyUs.p99, floor.p99, 'C remote fault with push, p99', P99_LIMIT),
-    // For downtime the reference is the limit itself.
+    // The reference is the limit itself, and it is a strict one.
     { ...downtime, limit: `< ${DOWNTIME_LIMIT_MS} ms`, met: downtime.measured !== null && downtime.measured < DOWNTIME_LIMIT_MS },
   ];
 }

@@ -55,7 +55,7 @@ describe.skipIf(!nativeAvailable())('zero pages of private anonymous RAM (pagema
 });
 
 describe('frame buffers', () => {
-  it('are sized to the run in powers of two pages, reused once written, and carry the pages they were given', async () => {
+  it('are sized to the run in powers of two pages, reused once written, and carry the pages they were given', () => {
     const pages = 64;
     const ram = new Uint8Array(pages * PAGE);
     for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE, (p + 1) * PAGE);

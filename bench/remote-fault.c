@@ -350,8 +350,15 @@ static void place(uint32_t start, uint32_t count, int zero, const uint8_t *bytes
   }
 }
 
+/* Names the calling thread, so that bench/fault-trace.ts can tell the
+   toucher and the threads that place pages (and wake it) from the rest. */
+static void name_thread(const char *name) {
+  pthread_setname_np(pthread_self(), name);
+}
+
 static void *bulk_thread(void *arg) {
   int fd = (int)(intptr_t)arg;
+  name_thread("rf:bulk");
   uint8_t *buf = malloc((size_t)MAX_DATA_RUN * PAGE);
   if (!buf) die("malloc");
   struct frame f;
@@ -366,6 +373,7 @@ static void *bulk_thread(void *arg) {
 
 static void *handler_thread(void *arg) {
   int fd = (int)(intptr_t)arg;
+  name_thread("rf:handler");
   uint8_t *buf = aligned_alloc(PAGE, PAGE);
   if (!buf) die("aligned_alloc");
   struct pollfd pfd = {.fd = uffd, .events = POLLIN};
@@ -403,6 +411,7 @@ static void *handler_thread(void *arg) {
 
 static void *toucher_thread(void *arg) {
   (void)arg;
+  name_thread("rf:toucher");
   uint64_t rng = 0x2545f4914f6cdd1dull;
   while (!atomic_load_explicit(&finished, memory_order_relaxed)) {
     rng ^= rng << 13;

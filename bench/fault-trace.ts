@@ -38,12 +38,15 @@ tracepoint:sched:sched_switch
 / @woken[args->next_pid] /
 {
   $t = args->next_pid;
-  printf("F %d %s %llu %llu %llu\\n", @tgid[$t], args->next_comm, nsecs - @fault[$t], @woken[$t] - @fault[$t], nsecs - @woken[$t]);
+  $now = nsecs;
+  printf("F %d %s %llu %llu %llu\\n", @tgid[$t], args->next_comm, $now - @fault[$t], @woken[$t] - @fault[$t], $now - @woken[$t]);
   delete(@fault[$t]); delete(@woken[$t]); delete(@tgid[$t]);
 }
 
 END { clear(@fault); clear(@slept); clear(@woken); clear(@tgid); }
 `;
+
+const READY = 'fault-trace: attached';
 
 /** One remote fault, in microseconds. */
 export interface TracedFault {
@@ -71,7 +74,12 @@ export interface FaultTrace {
 /** Starts tracing, or says why it cannot (no bpftrace, no privilege, no tracepoints). */
 export async function startFaultTrace(): Promise<FaultTrace | { unavailable: string }> {
   if (process.getuid?.() !== 0) return { unavailable: 'tracing faults from the touch needs root (bpftrace)' };
-  const child = spawn('bpftrace', ['--no-warnings', '-e', PROGRAM], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // bpftrace says "Attaching" before its probes are attached; the command it
+  // runs (-c) starts only after. That cat echoes a line back: then it is tracing.
+  // Closing its input ends cat, and with it the trace.
+  const child = spawn('bpftrace', ['--no-warnings', '-e', PROGRAM, '-c', '/bin/cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => undefined);
+  child.stdin.write(`${READY}\n`);
   // 'close', not 'exit': the last lines may still be in the pipe at exit.
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const processes = new Map<number, TracedProcess>();
@@ -88,7 +96,7 @@ export async function startFaultTrace(): Promise<FaultTrace | { unavailable: str
       const lines = pending.split('\n');
       pending = lines.pop()!;
       for (const line of lines) {
-        if (line.startsWith('Attaching')) resolve(null);
+        if (line === READY) resolve(null);
         else if (line.startsWith('F ')) record(processes, line);
       }
     });
@@ -100,7 +108,7 @@ export async function startFaultTrace(): Promise<FaultTrace | { unavailable: str
   }
   return {
     stop: async () => {
-      if (child.exitCode === null) child.kill('SIGINT');
+      child.stdin.end();
       await closed;
       return [...processes.values()];
     },

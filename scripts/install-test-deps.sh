@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the guest tests use, when missing:
 # qemu-system-riscv32 (qemu-system-misc) for QEMU parity and the bare-metal
-# RISC-V cross compiler to check the committed images. Idempotent and quick
+# RISC-V cross compiler to check the committed images; bpftrace, with which
+# bench:migration times page faults from the touch (bench/fault-trace.ts,
+# tested in test/bench). Idempotent and quick
 # when everything is present. Unattended: never reads stdin, never prompts.
 # Prints one line saying what it did (apt-get's own output goes to a log that
 # is shown only when it fails).
@@ -10,10 +12,11 @@
 set -uo pipefail
 exec </dev/null
 
-tools=(qemu-system-riscv32 riscv64-unknown-elf-gcc)
+tools=(qemu-system-riscv32 riscv64-unknown-elf-gcc bpftrace)
 want=()
 command -v qemu-system-riscv32 >/dev/null 2>&1 || want+=(qemu-system-misc)
 command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || want+=(gcc-riscv64-unknown-elf)
+command -v bpftrace >/dev/null 2>&1 || want+=(bpftrace)
 if [ ${#want[@]} -eq 0 ]; then
   echo "install-test-deps: ${tools[*]} already installed; nothing to do"
   exit 0

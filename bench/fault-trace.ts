@@ -11,9 +11,27 @@
 // "pc:vcpu-N", the C floor's "rf:toucher") after which the thread sleeps, is
 // woken by a thread that places pages (its waker is checked, so a later sleep
 // on anything else is not taken for a fault), and runs again. Each fault
-// gives three spans: touch → resume, touch → woken, woken → running.
+// gives touch → running and, within it, woken → running (the wait for a core).
+//
+// The spans are counted into histograms in the kernel and read once at the
+// end: a line printed per fault would wake bpftrace for each one, and that
+// wake-up alone doubled the quiet C floor's median on a 2-core machine.
 import { spawn } from 'node:child_process';
 import type { Percentiles } from './c-programs.ts';
+
+/**
+ * Histogram buckets, in µs: 5 µs wide below 1 ms, 50 µs to 10 ms, 500 µs to
+ * 100 ms, then one bucket for the rest. The program computes the same index.
+ */
+const BUCKETS = [
+  { from: 0, width: 5, first: 0 },
+  { from: 1000, width: 50, first: 200 },
+  { from: 10_000, width: 500, first: 380 },
+  { from: 100_000, width: Infinity, first: 560 },
+] as const;
+
+const bucketOf = (v: string): string =>
+  `(${v} < 1000 ? ${v} / 5 : (${v} < 10000 ? 200 + (${v} - 1000) / 50 : (${v} < 100000 ? 380 + (${v} - 10000) / 500 : 560)))`;
 
 const PROGRAM = `
 tracepoint:exceptions:page_fault_user
@@ -38,32 +56,40 @@ tracepoint:sched:sched_switch
 / @woken[args->next_pid] /
 {
   $t = args->next_pid;
+  $p = @tgid[$t];
   $now = nsecs;
-  printf("F %d %s %llu %llu %llu\\n", @tgid[$t], args->next_comm, $now - @fault[$t], @woken[$t] - @fault[$t], $now - @woken[$t]);
+  $total = ($now - @fault[$t]) / 1000;
+  $run = ($now - @woken[$t]) / 1000;
+  if (@first[$p] == 0) {
+    @first[$p] = @fault[$t];
+    @postcopy[$p] = strncmp(args->next_comm, "pc:", 3) == 0 ? 1 : 0;
+  }
+  @total[$p, ${bucketOf('$total')}] = count();
+  @run[$p, ${bucketOf('$run')}] = count();
+  @max[$p] = max($total);
+  @runmax[$p] = max($run);
   delete(@fault[$t]); delete(@woken[$t]); delete(@tgid[$t]);
 }
 
-END { clear(@fault); clear(@slept); clear(@woken); clear(@tgid); }
+END {
+  clear(@fault); clear(@slept); clear(@woken); clear(@tgid);
+  print(@first); print(@postcopy); print(@max); print(@runmax); print(@total); print(@run);
+  clear(@first); clear(@postcopy); clear(@max); clear(@runmax); clear(@total); clear(@run);
+}
 `;
 
 const READY = 'fault-trace: attached';
 
-/** One remote fault, in microseconds. */
-export interface TracedFault {
-  /** Touch → running again. */
-  totalUs: number;
-  /** Touch → woken by the thread that placed the page. */
-  wokenUs: number;
-  /** Woken → running: the wait for a core. */
-  runUs: number;
-}
-
-/** A traced process's faults, in the order they happened. */
+/** One traced process's remote faults. */
 export interface TracedProcess {
   pid: number;
   /** 'postcopy' (pc:vcpu-N threads) or 'c' (the C floor's toucher). */
   kind: 'postcopy' | 'c';
-  faults: TracedFault[];
+  faults: number;
+  /** Touch → running again, µs (bucket midpoints; max exact). */
+  latencyUs: Percentiles;
+  /** Woken by the page's placement → running: the wait for a core. */
+  runUs: Percentiles;
 }
 
 export interface FaultTrace {
@@ -77,12 +103,16 @@ export async function startFaultTrace(): Promise<FaultTrace | { unavailable: str
   // bpftrace says "Attaching" before its probes are attached; the command it
   // runs (-c) starts only after. That cat echoes a line back: then it is tracing.
   // Closing its input ends cat, and with it the trace.
-  const child = spawn('bpftrace', ['--no-warnings', '-e', PROGRAM, '-c', '/bin/cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('bpftrace', ['--no-warnings', '-e', PROGRAM, '-c', '/bin/cat'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    // A key per (process, bucket) in @total and @run: the default 4096 is a few runs' worth.
+    env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' },
+  });
   child.stdin.on('error', () => undefined);
   child.stdin.write(`${READY}\n`);
   // 'close', not 'exit': the last lines may still be in the pipe at exit.
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const processes = new Map<number, TracedProcess>();
+  const lines: string[] = [];
   let pending = '';
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
@@ -93,11 +123,11 @@ export async function startFaultTrace(): Promise<FaultTrace | { unavailable: str
     child.once('exit', (code) => resolve(`bpftrace exited ${code} before attaching: ${stderr.trim().split('\n').at(-1) ?? ''}`));
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       pending += s;
-      const lines = pending.split('\n');
-      pending = lines.pop()!;
-      for (const line of lines) {
+      const complete = pending.split('\n');
+      pending = complete.pop()!;
+      for (const line of complete) {
         if (line === READY) resolve(null);
-        else if (line.startsWith('F ')) record(processes, line);
+        else if (line.startsWith('@')) lines.push(line);
       }
     });
   });
@@ -110,25 +140,69 @@ export async function startFaultTrace(): Promise<FaultTrace | { unavailable: str
     stop: async () => {
       child.stdin.end();
       await closed;
-      return [...processes.values()];
+      return tracedProcesses(lines);
     },
   };
 }
 
-function record(processes: Map<number, TracedProcess>, line: string): void {
-  const [, pid, comm, total, woken, run] = line.split(' ');
-  const key = Number(pid);
-  let traced = processes.get(key);
-  if (!traced) {
-    traced = { pid: key, kind: comm.startsWith('pc:') ? 'postcopy' : 'c', faults: [] };
-    processes.set(key, traced);
+/** Reads the maps the program prints at its end. */
+function tracedProcesses(lines: string[]): TracedProcess[] {
+  const scalar = new Map<string, Map<number, number>>();
+  const histogram = new Map<string, Map<number, Map<number, number>>>();
+  for (const line of lines) {
+    const m = /^@(\w+)\[(\d+)(?:, (\d+))?\]: (\d+)$/.exec(line);
+    if (!m) continue;
+    const [, map, pid, bucket, value] = m;
+    if (bucket === undefined) {
+      if (!scalar.has(map)) scalar.set(map, new Map());
+      scalar.get(map)!.set(Number(pid), Number(value));
+    } else {
+      if (!histogram.has(map)) histogram.set(map, new Map());
+      const perPid = histogram.get(map)!;
+      if (!perPid.has(Number(pid))) perPid.set(Number(pid), new Map());
+      perPid.get(Number(pid))!.set(Number(bucket), Number(value));
+    }
   }
-  traced.faults.push({ totalUs: Number(total) / 1000, wokenUs: Number(woken) / 1000, runUs: Number(run) / 1000 });
+  const first = scalar.get('first') ?? new Map<number, number>();
+  return [...first.entries()]
+    .sort((a, b) => a[1] - b[1])
+    .map(([pid]) => {
+      const max = (name: string): number => scalar.get(name)?.get(pid) ?? 0;
+      const total = histogram.get('total')?.get(pid) ?? new Map<number, number>();
+      const run = histogram.get('run')?.get(pid) ?? new Map<number, number>();
+      return {
+        pid,
+        kind: scalar.get('postcopy')?.get(pid) === 1 ? 'postcopy' : 'c',
+        faults: [...total.values()].reduce((a, b) => a + b, 0),
+        latencyUs: percentilesOfBuckets(total, max('max')),
+        runUs: percentilesOfBuckets(run, max('runmax')),
+      };
+    });
 }
 
-/** Percentiles of `values` (µs), nearest rank, as the C floors compute theirs. */
-export function percentilesOf(values: number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.round(q * (sorted.length - 1))]);
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
+/** The midpoint of a histogram bucket, in µs; the open last bucket reads as `max`. */
+export function bucketValue(index: number, max: number): number {
+  const range = [...BUCKETS].reverse().find((b) => index >= b.first)!;
+  if (range.width === Infinity) return max;
+  return range.from + (index - range.first) * range.width + range.width / 2;
+}
+
+/**
+ * Nearest-rank percentiles (as the C floors compute theirs) of a histogram
+ * given as bucket index → count. `max` is the largest value seen, exact.
+ */
+export function percentilesOfBuckets(counts: Map<number, number>, max: number): Percentiles {
+  const buckets = [...counts.entries()].sort((a, b) => a[0] - b[0]);
+  const n = buckets.reduce((sum, [, c]) => sum + c, 0);
+  const at = (q: number): number => {
+    if (n === 0) return 0;
+    const rank = Math.round(q * (n - 1));
+    let seen = 0;
+    for (const [index, count] of buckets) {
+      seen += count;
+      if (seen > rank) return Math.min(bucketValue(index, max), max);
+    }
+    return max;
+  };
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: n === 0 ? 0 : max };
 }

@@ -39,7 +39,7 @@ import { Command } from 'commander';
 import type { DemoSummary } from '../src/cli/demo.ts';
 import { integer, size } from '../src/cli/options.ts';
 import { compile, runJson, type Percentiles, type RemoteFault } from './c-programs.ts';
-import { percentilesOf, startFaultTrace, type FaultTrace, type TracedProcess } from './fault-trace.ts';
+import { startFaultTrace, type FaultTrace, type TracedProcess } from './fault-trace.ts';
 
 const DEFAULT_BIN = fileURLToPath(new URL('../bin/postcopy.js', import.meta.url));
 
@@ -221,7 +221,7 @@ function targets(ram: number, bandwidth: Bandwidth, latency: LatencyBasis, migra
 }
 
 function tracedRun(p: TracedProcess): TracedRun {
-  return { faults: p.faults.length, latencyUs: percentilesOf(p.faults.map((f) => f.totalUs)), runUs: percentilesOf(p.faults.map((f) => f.runUs)) };
+  return { faults: p.faults, latencyUs: p.latencyUs, runUs: p.runUs };
 }
 
 /**

@@ -96,23 +96,12 @@ interface Result {
   targets: Target[];
 }
 
-/** One run's faults as the kernel saw them. */
-interface TracedRun {
-  faults: number;
-  /** Touch → resume. */
-  latencyUs: Percentiles;
-  /** Woken (page placed) → running: the wait for a core. */
-  runUs: Percentiles;
-}
-
 interface TracedFigures {
-  /** Per C floor round with push, in order; then the quiet round. */
-  floorRounds: TracedRun[];
-  quiet: TracedRun;
+  /** Per C floor round with push, in order. */
+  floorRounds: TracedProcess[];
+  quiet: TracedProcess;
   /** Median over floorRounds. */
   floorMedian: Percentiles;
-  /** Per completed migration that took faults, in order. */
-  migrations: TracedRun[];
 }
 
 interface Migration {
@@ -120,7 +109,8 @@ interface Migration {
   error: string | null;
   postcopyPhaseMs: number | null;
   blockedFraction: number | null;
-  traced?: TracedRun;
+  /** Its destination's faults as the kernel saw them. */
+  traced?: TracedProcess;
 }
 
 const note = (options: Options, line: string): void => {
@@ -220,26 +210,22 @@ function targets(ram: number, bandwidth: Bandwidth, latency: LatencyBasis, migra
   ];
 }
 
-function tracedRun(p: TracedProcess): TracedRun {
-  return { faults: p.faults, latencyUs: p.latencyUs, runUs: p.runUs };
-}
-
 /**
  * Pairs the traced processes with the runs: runs are one after another, so
  * the C floor processes in the order they faulted are the floor rounds, then
  * the quiet round, and the destinations are the migrations that took faults.
  */
 function matchTraced(processes: TracedProcess[], floorRounds: number, migrations: Migration[]): Result['traced'] {
-  const c = processes.filter((p) => p.kind === 'c').map(tracedRun);
+  const c = processes.filter((p) => p.kind === 'c');
   if (c.length !== floorRounds + 1) return { unavailable: `the trace saw ${c.length} C floor runs take faults, not ${floorRounds + 1}` };
   const faulted = migrations.filter((m) => (m.summary?.postcopyRequests ?? 0) > 0);
-  const destinations = processes.filter((p) => p.kind === 'postcopy').map(tracedRun);
+  const destinations = processes.filter((p) => p.kind === 'postcopy');
   if (destinations.length !== faulted.length) {
     return { unavailable: `the trace saw ${destinations.length} destinations take faults, not ${faulted.length}` };
   }
   faulted.forEach((m, i) => (m.traced = destinations[i]));
   const rounds = c.slice(0, -1);
-  return { floorRounds: rounds, quiet: c.at(-1)!, floorMedian: medianPercentiles(rounds.map((r) => r.latencyUs)), migrations: destinations };
+  return { floorRounds: rounds, quiet: c.at(-1)!, floorMedian: medianPercentiles(rounds.map((r) => r.latencyUs)) };
 }
 
 function table(rows: string[][]): string {
@@ -249,7 +235,7 @@ function table(rows: string[][]): string {
 
 type Format = (n: number | null | undefined, d?: number) => string;
 
-function tracedLine(t: TracedRun, f: Format): string {
+function tracedLine(t: TracedProcess, f: Format): string {
   return `traced touch → resume µs (${t.faults} faults): p50 ${f(t.latencyUs.p50)}  p90 ${f(t.latencyUs.p90)}  p99 ${f(t.latencyUs.p99)}  max ${f(t.latencyUs.max)}; ` +
     `of which woken → running p50 ${f(t.runUs.p50)}  p99 ${f(t.runUs.p99)}`;
 }

@@ -21,17 +21,24 @@ import type { Percentiles } from './c-programs.ts';
 
 /**
  * Histogram buckets, in µs: 5 µs wide below 1 ms, 50 µs to 10 ms, 500 µs to
- * 100 ms, then one bucket for the rest. The program computes the same index.
+ * 100 ms, then one open bucket for the rest. `first` is a range's first index.
  */
 const BUCKETS = [
-  { from: 0, width: 5, first: 0 },
-  { from: 1000, width: 50, first: 200 },
-  { from: 10_000, width: 500, first: 380 },
-  { from: 100_000, width: Infinity, first: 560 },
-] as const;
+  { from: 0, width: 5 },
+  { from: 1000, width: 50 },
+  { from: 10_000, width: 500 },
+  { from: 100_000, width: Infinity },
+].reduce<{ from: number; width: number; first: number }[]>((all, b, i) => {
+  const prev = all[i - 1];
+  return [...all, { ...b, first: prev ? prev.first + (b.from - prev.from) / prev.width : 0 }];
+}, []);
 
+/** The program's expression for the bucket index of `v`, from the same table. */
 const bucketOf = (v: string): string =>
-  `(${v} < 1000 ? ${v} / 5 : (${v} < 10000 ? 200 + (${v} - 1000) / 50 : (${v} < 100000 ? 380 + (${v} - 10000) / 500 : 560)))`;
+  BUCKETS.slice(0, -1).reduceRight(
+    (rest, b, i) => `(${v} < ${BUCKETS[i + 1].from} ? ${b.first} + (${v} - ${b.from}) / ${b.width} : ${rest})`,
+    String(BUCKETS.at(-1)!.first),
+  );
 
 const PROGRAM = `
 tracepoint:exceptions:page_fault_user

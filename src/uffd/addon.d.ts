@@ -97,4 +97,6 @@ export interface NativeAddon {
   readBytes(fd: number, buffer: Uint8Array): number;
   /** writev(2) of 1 to 8 chunks: bytes written, possibly fewer than all, or -errno. */
   writev(fd: number, chunks: readonly Uint8Array[]): number;
+  /** socketpair(AF_UNIX, SOCK_STREAM), both ends non-blocking and close-on-exec. */
+  socketPair(): [number, number];
 }

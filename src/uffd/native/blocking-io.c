@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -82,11 +83,23 @@ static napi_value do_writev(napi_env env, napi_callback_info info) {
   return count_or_errno(env, writev(fd, iov, (int)count));
 }
 
+/* socketpair(AF_UNIX, SOCK_STREAM, non-blocking, close-on-exec): [fd, fd]. */
+static napi_value socket_pair(napi_env env, napi_callback_info info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0) return throw_errno(env, errno, "socketpair");
+  napi_value pair;
+  NAPI_OK(env, napi_create_array_with_length(env, 2, &pair));
+  NAPI_OK(env, napi_set_element(env, pair, 0, make_number(env, fds[0])));
+  NAPI_OK(env, napi_set_element(env, pair, 1, make_number(env, fds[1])));
+  return pair;
+}
+
 napi_status register_blocking_io(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"poll", NULL, do_poll, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readBytes", NULL, read_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writev", NULL, do_writev, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketPair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_status s = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   if (s != napi_ok) return s;

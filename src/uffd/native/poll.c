@@ -21,10 +21,19 @@ typedef struct {
   napi_ref buffer_ref;
   napi_ref callback_ref;
   napi_async_context async;
+  /* Held until the handle's close callback ran: a thread's teardown waits
+   * for it, so this library is not unloaded while libuv still has to call
+   * on_closed, which lives in it. */
+  napi_async_cleanup_hook_handle cleanup;
   bool stopped;
 } fault_poll_t;
 
-static void free_on_close(uv_handle_t *h) { free(h->data); }
+static void on_closed(uv_handle_t *h) {
+  fault_poll_t *p = h->data;
+  napi_async_cleanup_hook_handle cleanup = p->cleanup;
+  free(p);
+  napi_remove_async_cleanup_hook(cleanup);
+}
 
 static void release(fault_poll_t *p, bool env_alive) {
   p->stopped = true;
@@ -34,10 +43,14 @@ static void release(fault_poll_t *p, bool env_alive) {
     napi_delete_reference(p->env, p->callback_ref);
     napi_async_destroy(p->env, p->async);
   }
-  uv_close((uv_handle_t *)&p->handle, free_on_close);
+  uv_close((uv_handle_t *)&p->handle, on_closed);
 }
 
-static void on_env_teardown(void *arg) { release(arg, false); }
+/* A handle already stopped is closing, and on_closed ends the wait. */
+static void on_env_teardown(napi_async_cleanup_hook_handle hook, void *arg) {
+  fault_poll_t *p = arg;
+  if (!p->stopped) release(p, false);
+}
 
 /* Calls back(count, errnoName). An exception thrown by the callback becomes
  * the process's uncaught exception, as it would from any libuv callback. */
@@ -104,9 +117,15 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     free(p);
     return throw_errno(env, -rc, "uv_poll_init");
   }
+  if (napi_add_async_cleanup_hook(env, on_env_teardown, p, &p->cleanup) != napi_ok) {
+    /* p leaks: libuv needs the handle until the close is done, and nothing here can wait for it. */
+    uv_close((uv_handle_t *)&p->handle, NULL);
+    return throw_errno(env, ENOMEM, "pollStart");
+  }
   rc = uv_poll_start(&p->handle, UV_READABLE, on_readable);
   if (rc < 0) {
-    uv_close((uv_handle_t *)&p->handle, free_on_close);
+    p->stopped = true;
+    uv_close((uv_handle_t *)&p->handle, on_closed);
     return throw_errno(env, -rc, "uv_poll_start");
   }
   napi_value resource_name;
@@ -114,7 +133,6 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   napi_async_init(env, NULL, resource_name, &p->async);
   napi_create_reference(env, a.argv[1], 1, &p->buffer_ref);
   napi_create_reference(env, a.argv[2], 1, &p->callback_ref);
-  napi_add_env_cleanup_hook(env, on_env_teardown, p);
 
   napi_value external;
   NAPI_OK(env, napi_create_external(env, p, NULL, NULL, &external));
@@ -138,7 +156,6 @@ static napi_value poll_stop(napi_env env, napi_callback_info info) {
   CHECK(args_get(env, info, "pollStop(handle: PollHandle)", 1, &a));
   CHECK(arg_poll(&a, 0, &p));
   if (p->stopped) return make_undefined(env);
-  napi_remove_env_cleanup_hook(env, on_env_teardown, p);
   release(p, true);
   return make_undefined(env);
 }

@@ -8,13 +8,15 @@
 // placers share the received-pages bitmap with the main thread's: whichever
 // places a page first wins, the others get EEXIST.
 // Started while the destination waits for a source, it loads its modules
-// then, and serves once told the guest's RAM and userfaultfd.
+// and rehearses the fault path then (fault-path-rehearsal.ts), and serves
+// once told the guest's RAM and userfaultfd.
 import { parentPort } from 'node:worker_threads';
 import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { SharedMigrationState } from '../protocol/shared-state.ts';
 import type { MigrationState } from '../protocol/state.ts';
+import { rehearseBeforeServing } from '../fault-path-rehearsal.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { loadNative } from '../uffd/native.ts';
@@ -126,7 +128,7 @@ function readFaults(uffd: KernelUserfaultfd, faults: FaultHandler, loop: PollLoo
 
 let served: Served | undefined;
 
-port.on('message', (m: ToFaultThread) => {
+function handle(m: ToFaultThread): void {
   if (m.type === 'serve') {
     served = serve(m.data);
     return;
@@ -154,5 +156,9 @@ port.on('message', (m: ToFaultThread) => {
       break;
     }
   }
-});
+}
+
+// Messages wait for the rehearsal, in order: its poll loop and a served one must not take turns.
+const rehearsed = rehearseBeforeServing(threadLogger('warn', 'page-thread', (line) => post({ type: 'log', line })));
+port.on('message', (m: ToFaultThread) => void rehearsed.then(() => handle(m)));
 post({ type: 'loaded', tid: threadId() });

@@ -1,4 +1,5 @@
-// The source's request thread (QEMU's return-path thread): reads page
+// The source's request thread (QEMU's return-path thread): rehearses the
+// fault path once loaded (fault-path-rehearsal.ts), then reads page
 // requests from the urgent channel and answers them, so a request never waits
 // for the main thread, which is busy with the background push and its
 // garbage. It sleeps in poll(2) on its sockets (poll-loop.ts), not on an
@@ -9,6 +10,7 @@ import { attachRam } from '../guest/ram.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
+import { rehearseBeforeServing } from '../fault-path-rehearsal.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { prioritizeThisThread, threadId } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
@@ -80,8 +82,7 @@ function serve(data: RequestThreadData): Served {
 
 let served: Served | undefined;
 
-// The main thread sends 'serve' before any channel (RequestThread.adopt insists).
-port.on('message', (m: ToRequestThread) => {
+function handle(m: ToRequestThread): void {
   if (m.type === 'serve') {
     served = serve(m.data);
     return;
@@ -98,5 +99,10 @@ port.on('message', (m: ToRequestThread) => {
       else post({ type: 'stopped' });
       break;
   }
-});
+}
+
+// The main thread sends 'serve' before any channel (RequestThread.adopt insists).
+// Messages wait for the rehearsal, in order: its poll loop and a served one must not take turns.
+const rehearsed = rehearseBeforeServing(threadLogger('warn', 'requests', (line) => post({ type: 'log', line })));
+port.on('message', (m: ToRequestThread) => void rehearsed.then(() => handle(m)));
 post({ type: 'loaded', tid: threadId() });

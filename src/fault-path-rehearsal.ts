@@ -1,0 +1,185 @@
+// A page thread rehearses the fault path before any migration needs it:
+// fault → page-request → answer → UFFDIO_COPY / UFFDIO_ZEROPAGE, a few
+// thousand times, through the very objects a migration uses (FaultHandler,
+// UrgentQueue, FrameSender, PagePlacer, MigrationChannel, BlockingWebSocket,
+// PollLoop), between two ends of a socket pair and into a scratch region of
+// a scratch userfaultfd. A migration has only a few thousand faults: cold,
+// V8 ran its first thousand in unoptimized code, at twice the CPU per fault
+// (bench:fault-path with 1,500 faults against 20,000), and compiled the rest
+// on helper threads that the vCPU and the push needed. Rehearsed, both
+// happen while the thread waits for a source.
+//
+// Both ends run in the calling thread, so a source's request thread warms
+// the destination's half too: unused there, and cheaper than a second path.
+import type { Logger } from './log.ts';
+import { FaultHandler } from './destination/fault-handler.ts';
+import { PagePlacer } from './destination/page-placer.ts';
+import type { PlacementRegion } from './destination/uffd-port.ts';
+import { adoptChannel } from './protocol/channel-handoff.ts';
+import type { RamLayout } from './protocol/layout.ts';
+import { PageBitmap } from './protocol/page-bitmap.ts';
+import { maxPageFrameBytes } from './protocol/page-frame.ts';
+import { MAX_CONTROL_BYTES } from './protocol/version.ts';
+import { PollLoop } from './poll-loop.ts';
+import { CursorHint } from './source/cursor-hint.ts';
+import { FrameSender } from './source/frame-sender.ts';
+import { TransferCounters } from './source/transfer-counters.ts';
+import { UrgentQueue } from './source/urgent-queue.ts';
+import { loadNative } from './uffd/native.ts';
+import { openUserfaultfd } from './uffd/open.ts';
+import type { Userfaultfd } from './uffd/userfaultfd.ts';
+
+/** Enough for V8 to optimize every function on the path (bench:fault-path levels off well before). */
+export const REHEARSAL_ROUND_TRIPS = 3000;
+const SCRATCH_PAGES = 64;
+// Any plausible guest layout: the channels check page indices against it.
+const SCRATCH_RAM_BASE = 0x8000_0000;
+
+export interface RehearsalResult {
+  /** Faults asked for, answered and placed. */
+  readonly roundTrips: number;
+  /** Every page of the last pass read back as the source end sent it. */
+  readonly verified: boolean;
+  readonly ms: number;
+}
+
+/**
+ * Runs `roundTrips` faults through the fault path; undefined (and nothing
+ * run) where no kernel userfaultfd can be opened, since the software
+ * backend has no page threads to warm.
+ */
+export async function rehearseFaultPath(log: Logger, roundTrips = REHEARSAL_ROUND_TRIPS): Promise<RehearsalResult | undefined> {
+  let uffd: Userfaultfd;
+  try {
+    uffd = openUserfaultfd({ logger: log });
+  } catch (err) {
+    log.debug({ err }, 'no userfaultfd to rehearse the fault path with');
+    return undefined;
+  }
+  if (uffd.backend !== 'kernel') {
+    uffd.close();
+    return undefined;
+  }
+  const native = loadNative();
+  const pageSize = native.pageSize();
+  const length = SCRATCH_PAGES * pageSize;
+  const address = native.mmap(length);
+  try {
+    uffd.register(address, length);
+    const started = performance.now();
+    const verified = await rehearse(uffd, address, pageSize, roundTrips, log);
+    return { roundTrips, verified, ms: performance.now() - started };
+  } finally {
+    uffd.close();
+    native.munmap(address, length);
+  }
+}
+
+async function rehearse(uffd: Userfaultfd, address: number, pageSize: number, roundTrips: number, log: Logger): Promise<boolean> {
+  const native = loadNative();
+  const length = SCRATCH_PAGES * pageSize;
+  const layout: RamLayout = { pageSize, ramBase: SCRATCH_RAM_BASE, ramSize: length };
+  const loop = new PollLoop(log);
+  const [destinationFd, sourceFd] = native.socketPair();
+  const state = (): 'postcopy-active' => 'postcopy-active';
+  const destination = adoptChannel(
+    { fd: destinationFd, kind: 'urgent', role: 'destination', layout, maxPayload: Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(pageSize)) },
+    state,
+    log,
+    loop,
+  );
+  const source = adoptChannel({ fd: sourceFd, kind: 'urgent', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES }, state, log, loop);
+
+  // Every other page zero, as in a typical guest: both placements get warm.
+  const ram = new Uint8Array(length);
+  for (let p = 0; p < SCRATCH_PAGES; p += 2) ram.fill(p + 1, p * pageSize, (p + 1) * pageSize);
+  const counters = new TransferCounters();
+  const frames = new FrameSender({ ram, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
+  const queue = new UrgentQueue({ frames, counters, cursor: new CursorHint(), pageCount: SCRATCH_PAGES, highWaterMark: 4 * 1024 * 1024 });
+  queue.attach(source);
+  source.onMessage((m) => {
+    if (m.type === 'page-request') queue.request(m.pages);
+  });
+
+  const region: PlacementRegion = {
+    address,
+    length,
+    bytes: () => new Uint8Array(native.view(address, length)),
+    discard: (offset, bytes) => native.madviseDontneed(address + offset, bytes),
+  };
+  const received = new PageBitmap(SCRATCH_PAGES);
+  const placer = new PagePlacer({ uffd, region, pageSize, log, received });
+  const faults = new FaultHandler({
+    placer,
+    uffd,
+    regionAddress: address,
+    pageSize,
+    log,
+    request: (pages) => {
+      destination.send({ type: 'page-request', pages });
+      return true;
+    },
+  });
+  destination.onMessage((m) => {
+    if (m.type === 'pages' || m.type === 'zero-run') placer.place(m);
+  });
+
+  // A channel that closes mid-rehearsal (it should not) ends it rather than leaving it waiting.
+  let waiting: { page: number; resolve: () => void; reject: (err: Error) => void } | undefined;
+  const closed = Promise.all(
+    [source, destination].map(
+      (channel) =>
+        new Promise<void>((resolve) =>
+          channel.onClose(() => {
+            waiting?.reject(new Error(`the rehearsal's ${channel === source ? 'source' : 'destination'} end closed`));
+            resolve();
+          }),
+        ),
+    ),
+  );
+  placer.onPlaced(() => {
+    if (waiting && received.has(waiting.page)) waiting.resolve();
+  });
+  let pass = 0;
+  try {
+    for (let i = 0; i < roundTrips; i++) {
+      const page = i % SCRATCH_PAGES;
+      if (page === 0 && i > 0) {
+        region.discard(0, length);
+        received.clearAll();
+        pass = 0;
+      }
+      const placed = new Promise<void>((resolve, reject) => (waiting = { page, resolve, reject }));
+      faults.handleFault({ type: 'pagefault', address: address + page * pageSize });
+      await placed;
+      pass++;
+    }
+    waiting = undefined;
+    // Only pages placed in this pass: reading a missing one would put this thread to sleep on itself.
+    const placedBytes = region.bytes();
+    for (let p = 0; p < pass; p++) {
+      const at = p * pageSize;
+      if (!received.has(p) || Buffer.compare(placedBytes.subarray(at, at + pageSize), ram.subarray(at, at + pageSize)) !== 0) return false;
+    }
+    return pass > 0;
+  } finally {
+    waiting = undefined;
+    source.close();
+    destination.close();
+    await closed;
+  }
+}
+
+/**
+ * For a page thread before it serves: never fails, since a thread that did
+ * not rehearse still serves correctly, only slower at first; says why.
+ */
+export async function rehearseBeforeServing(log: Logger): Promise<void> {
+  try {
+    const result = await rehearseFaultPath(log);
+    if (result && !result.verified) log.warn('the fault-path rehearsal placed pages that differ from those sent; serving anyway');
+    else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms) }, 'fault path rehearsed');
+  } catch (err) {
+    log.warn({ err }, 'the fault-path rehearsal failed; the first faults will be slower');
+  }
+}

@@ -1,0 +1,32 @@
+// A page thread's rehearsal runs the real fault path between two ends of a
+// socket pair into a scratch userfaultfd region: the pages it places must be
+// the pages it sent, and it must leave nothing open behind it, since every
+// page thread of every source and destination runs it once.
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { rehearseFaultPath } from '../../src/fault-path-rehearsal.ts';
+import { memoryLog } from '../protocol/log-sink.ts';
+import { probePaths } from '../uffd/helpers.ts';
+
+const [dev] = probePaths(['dev']);
+if (dev.reason) console.log(`fault-path rehearsal test skipped: /dev/userfaultfd cannot be opened here (${dev.reason})`);
+
+const openDescriptors = (): number => readdirSync('/proc/self/fd').length;
+
+describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
+  it('places every requested page as the source end sent it, data and zero pages alike', async () => {
+    const { log, lines } = memoryLog('warn');
+    // 100 round trips: one full pass over the scratch region, then a second, partial one after a discard.
+    const result = await rehearseFaultPath(log, 100);
+    expect(result).toMatchObject({ roundTrips: 100, verified: true });
+    expect(lines()).toEqual([]);
+  });
+
+  it('closes its sockets and its userfaultfd', async () => {
+    const { log } = memoryLog('warn');
+    await rehearseFaultPath(log, 10);
+    const before = openDescriptors();
+    for (let i = 0; i < 3; i++) await rehearseFaultPath(log, 10);
+    expect(openDescriptors()).toBe(before);
+  });
+});

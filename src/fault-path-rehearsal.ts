@@ -11,6 +11,9 @@
 //
 // Both ends run in the calling thread, so a source's request thread warms
 // the destination's half too: unused there, and cheaper than a second path.
+// Real work comes first: the rehearsal stops at the round trip after the
+// thread is given any, so a migration that starts at once waits for it
+// about a millisecond, and runs the fault path as warm as it got.
 import type { Logger } from './log.ts';
 import { FaultHandler } from './destination/fault-handler.ts';
 import { PagePlacer } from './destination/page-placer.ts';
@@ -35,6 +38,12 @@ const SCRATCH_PAGES = 64;
 // Any plausible guest layout: the channels check page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
 
+export interface RehearsalOptions {
+  readonly roundTrips?: number;
+  /** Asked before each round trip: true ends the rehearsal there. */
+  readonly interrupted?: () => boolean;
+}
+
 export interface RehearsalResult {
   /** Faults asked for, answered and placed. */
   readonly roundTrips: number;
@@ -44,11 +53,12 @@ export interface RehearsalResult {
 }
 
 /**
- * Runs `roundTrips` faults through the fault path; undefined (and nothing
- * run) where no kernel userfaultfd can be opened, since the software
- * backend has no page threads to warm.
+ * Runs up to `roundTrips` faults through the fault path; undefined (and
+ * nothing run) where no kernel userfaultfd can be opened, since the
+ * software backend has no page threads to warm.
  */
-export async function rehearseFaultPath(log: Logger, roundTrips = REHEARSAL_ROUND_TRIPS): Promise<RehearsalResult | undefined> {
+export async function rehearseFaultPath(log: Logger, options: RehearsalOptions = {}): Promise<RehearsalResult | undefined> {
+  const { roundTrips = REHEARSAL_ROUND_TRIPS, interrupted = () => false } = options;
   let uffd: Userfaultfd;
   try {
     uffd = openUserfaultfd({ logger: log });
@@ -67,15 +77,22 @@ export async function rehearseFaultPath(log: Logger, roundTrips = REHEARSAL_ROUN
   try {
     uffd.register(address, length);
     const started = performance.now();
-    const verified = await rehearse(uffd, address, pageSize, roundTrips, log);
-    return { roundTrips, verified, ms: performance.now() - started };
+    const { done, verified } = await rehearse(uffd, address, pageSize, roundTrips, interrupted, log);
+    return { roundTrips: done, verified, ms: performance.now() - started };
   } finally {
     uffd.close();
     native.munmap(address, length);
   }
 }
 
-async function rehearse(uffd: Userfaultfd, address: number, pageSize: number, roundTrips: number, log: Logger): Promise<boolean> {
+async function rehearse(
+  uffd: Userfaultfd,
+  address: number,
+  pageSize: number,
+  roundTrips: number,
+  interrupted: () => boolean,
+  log: Logger,
+): Promise<{ done: number; verified: boolean }> {
   const native = loadNative();
   const length = SCRATCH_PAGES * pageSize;
   const layout: RamLayout = { pageSize, ramBase: SCRATCH_RAM_BASE, ramSize: length };
@@ -141,8 +158,10 @@ async function rehearse(uffd: Userfaultfd, address: number, pageSize: number, ro
     if (waiting && received.has(waiting.page)) waiting.resolve();
   });
   let pass = 0;
+  let done = 0;
   try {
-    for (let i = 0; i < roundTrips; i++) {
+    for (; done < roundTrips && !interrupted(); done++) {
+      const i = done;
       const page = i % SCRATCH_PAGES;
       if (page === 0 && i > 0) {
         region.discard(0, length);
@@ -159,9 +178,11 @@ async function rehearse(uffd: Userfaultfd, address: number, pageSize: number, ro
     const placedBytes = region.bytes();
     for (let p = 0; p < pass; p++) {
       const at = p * pageSize;
-      if (!received.has(p) || Buffer.compare(placedBytes.subarray(at, at + pageSize), ram.subarray(at, at + pageSize)) !== 0) return false;
+      if (!received.has(p) || Buffer.compare(placedBytes.subarray(at, at + pageSize), ram.subarray(at, at + pageSize)) !== 0) {
+        return { done, verified: false };
+      }
     }
-    return pass > 0;
+    return { done, verified: true };
   } finally {
     waiting = undefined;
     source.close();
@@ -174,9 +195,9 @@ async function rehearse(uffd: Userfaultfd, address: number, pageSize: number, ro
  * For a page thread before it serves: never fails, since a thread that did
  * not rehearse still serves correctly, only slower at first; says why.
  */
-export async function rehearseBeforeServing(log: Logger): Promise<void> {
+export async function rehearseBeforeServing(log: Logger, interrupted: () => boolean): Promise<void> {
   try {
-    const result = await rehearseFaultPath(log);
+    const result = await rehearseFaultPath(log, { interrupted });
     if (result && !result.verified) log.warn('the fault-path rehearsal placed pages that differ from those sent; serving anyway');
     else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms) }, 'fault path rehearsed');
   } catch (err) {

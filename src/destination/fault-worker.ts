@@ -158,7 +158,12 @@ function handle(m: ToFaultThread): void {
   }
 }
 
-// Messages wait for the rehearsal, in order: its poll loop and a served one must not take turns.
-const rehearsed = rehearseBeforeServing(threadLogger('warn', 'page-thread', (line) => post({ type: 'log', line })));
-port.on('message', (m: ToFaultThread) => void rehearsed.then(() => handle(m)));
+// Any message ends the rehearsal; messages wait for it, in order: its poll
+// loop and a served one must not take turns.
+let wanted = false;
+const rehearsed = rehearseBeforeServing(threadLogger('debug', 'page-thread', (line) => post({ type: 'log', line })), () => wanted);
+port.on('message', (m: ToFaultThread) => {
+  wanted = true;
+  void rehearsed.then(() => handle(m));
+});
 post({ type: 'loaded', tid: threadId() });

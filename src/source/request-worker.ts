@@ -102,7 +102,12 @@ function handle(m: ToRequestThread): void {
 }
 
 // The main thread sends 'serve' before any channel (RequestThread.adopt insists).
-// Messages wait for the rehearsal, in order: its poll loop and a served one must not take turns.
-const rehearsed = rehearseBeforeServing(threadLogger('warn', 'requests', (line) => post({ type: 'log', line })));
-port.on('message', (m: ToRequestThread) => void rehearsed.then(() => handle(m)));
+// Any message ends the rehearsal; messages wait for it, in order: its poll
+// loop and a served one must not take turns.
+let wanted = false;
+const rehearsed = rehearseBeforeServing(threadLogger('debug', 'requests', (line) => post({ type: 'log', line })), () => wanted);
+port.on('message', (m: ToRequestThread) => {
+  wanted = true;
+  void rehearsed.then(() => handle(m));
+});
 post({ type: 'loaded', tid: threadId() });

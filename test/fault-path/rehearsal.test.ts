@@ -17,16 +17,23 @@ describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
   it('places every requested page as the source end sent it, data and zero pages alike', async () => {
     const { log, lines } = memoryLog('warn');
     // 100 round trips: one full pass over the scratch region, then a second, partial one after a discard.
-    const result = await rehearseFaultPath(log, 100);
+    const result = await rehearseFaultPath(log, { roundTrips: 100 });
     expect(result).toMatchObject({ roundTrips: 100, verified: true });
     expect(lines()).toEqual([]);
   });
 
+  it('stops at the round trip after it is interrupted, what it placed still checked', async () => {
+    const { log } = memoryLog('warn');
+    let asked = 0;
+    const result = await rehearseFaultPath(log, { roundTrips: 1000, interrupted: () => ++asked > 20 });
+    expect(result).toMatchObject({ roundTrips: 20, verified: true });
+  });
+
   it('closes its sockets and its userfaultfd', async () => {
     const { log } = memoryLog('warn');
-    await rehearseFaultPath(log, 10);
+    await rehearseFaultPath(log, { roundTrips: 10 });
     const before = openDescriptors();
-    for (let i = 0; i < 3; i++) await rehearseFaultPath(log, 10);
+    for (let i = 0; i < 3; i++) await rehearseFaultPath(log, { roundTrips: 10 });
     expect(openDescriptors()).toBe(before);
   });
 });

@@ -37,6 +37,8 @@ export const REHEARSAL_ROUND_TRIPS = 3000;
 const SCRATCH_PAGES = 64;
 // Any plausible guest layout: the channels check page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
+// A thread id for the fault events, as the kernel reports with UFFD_FEATURE_THREAD_ID.
+const REHEARSAL_THREAD_ID = 1;
 
 export interface RehearsalOptions {
   readonly roundTrips?: number;
@@ -169,7 +171,8 @@ async function rehearse(
         pass = 0;
       }
       const placed = new Promise<void>((resolve, reject) => (waiting = { page, resolve, reject }));
-      faults.handleFault({ type: 'pagefault', address: address + page * pageSize });
+      // Shaped as decodeMessages() makes them, so that optimized code keeps its assumptions.
+      faults.handleFault({ type: 'pagefault', address: address + page * pageSize, write: true, wp: false, threadId: REHEARSAL_THREAD_ID });
       await placed;
       pass++;
     }

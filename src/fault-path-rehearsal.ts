@@ -163,9 +163,8 @@ async function rehearse(
   let done = 0;
   try {
     for (; done < roundTrips && !interrupted(); done++) {
-      const i = done;
-      const page = i % SCRATCH_PAGES;
-      if (page === 0 && i > 0) {
+      const page = done % SCRATCH_PAGES;
+      if (page === 0 && done > 0) {
         region.discard(0, length);
         received.clearAll();
         pass = 0;

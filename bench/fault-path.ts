@@ -88,7 +88,8 @@ async function nodeFaultPath(options: Options): Promise<{ touchUs: Percentiles; 
   const server = new PageServer({ ram: new Uint8Array(ram), pageSize: PAGE, log });
   const requests = new RequestThread(log);
   const faults = new FaultThread(log);
-  await Promise.all([requests.loaded(), faults.loaded()]);
+  // As a source and a destination do while they wait for a migration: the page threads rehearse first.
+  await Promise.all([requests.rehearsed(), faults.rehearsed()]);
   const region = allocateRegion(options.region, 'kernel');
   const uffd = openUserfaultfd({ path: 'dev', logger: log }) as KernelUserfaultfd;
   try {

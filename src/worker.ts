@@ -15,3 +15,16 @@ export function startWorker(entry: URL, data: unknown, options: Omit<WorkerOptio
 export function workerPayload<T>(): T {
   return (rawWorkerData as { data: T }).data;
 }
+
+/** Resolves at the worker's first message of type `type`, or when it exits without one. */
+export function firstMessage(worker: Worker, type: string): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (m: { type?: unknown }): void => {
+      if (m.type !== type) return;
+      worker.off('message', onMessage);
+      resolve();
+    };
+    worker.on('message', onMessage);
+    worker.once('exit', () => resolve());
+  });
+}

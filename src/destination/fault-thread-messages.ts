@@ -51,6 +51,8 @@ export interface FaultThreadFigures {
 export type FromFaultThread =
   /** Its modules are loaded: it can serve at once. `tid`: its kernel thread id, for per-thread figures. */
   | { readonly type: 'loaded'; readonly tid: number }
+  /** Its rehearsal of the fault path is over (fault-path-rehearsal.ts), done or cut short. */
+  | { readonly type: 'rehearsed' }
   | { readonly type: 'all-present' }
   | { readonly type: 'channel-closed'; readonly id: number; readonly code: number; readonly reason: string; readonly error?: { readonly code: string; readonly message: string } }
   | { readonly type: 'figures'; readonly figures: FaultThreadFigures }

@@ -15,7 +15,7 @@ import type { PageBitmap } from '../protocol/page-bitmap.ts';
 import type { MigrationState } from '../protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
 import type { KernelUserfaultfd } from '../uffd/kernel.ts';
-import { startWorker } from '../worker.ts';
+import { firstMessage, startWorker } from '../worker.ts';
 import { relayLogLine } from '../worker-log.ts';
 import type { FaultThreadData, FaultThreadFigures, FromFaultThread, PageThreadRole, ToFaultThread } from './fault-thread-messages.ts';
 import type { FaultEvent } from './uffd-port.ts';
@@ -38,6 +38,7 @@ export type ChannelCloseHandler = (code: number, reason: string, error?: Protoco
 export class FaultThread {
   private readonly worker: Worker;
   private readonly loadedPromise: Promise<void>;
+  private readonly rehearsedPromise: Promise<void>;
   private threadId: number | undefined;
   private pageSize = 0;
   private allPresentHandler: (() => void) | undefined;
@@ -67,6 +68,7 @@ export class FaultThread {
       this.worker.on('message', onLoaded);
       this.worker.once('exit', () => resolve());
     });
+    this.rehearsedPromise = firstMessage(this.worker, 'rehearsed');
     this.worker.on('message', (m: FromFaultThread) => this.onMessage(m));
     this.worker.once('error', (err) => this.failHandler?.(err));
     this.worker.once('exit', (code) => {
@@ -80,6 +82,11 @@ export class FaultThread {
   /** Resolves once its modules are loaded (or it exited). */
   loaded(): Promise<void> {
     return this.loadedPromise;
+  }
+
+  /** Resolves once it rehearsed the fault path (or exited); serving earlier cuts the rehearsal short. */
+  rehearsed(): Promise<void> {
+    return this.rehearsedPromise;
   }
 
   /** Its kernel thread id, once loaded: for per-thread figures (bench:fault-path). */
@@ -168,6 +175,7 @@ export class FaultThread {
   private onMessage(m: FromFaultThread): void {
     switch (m.type) {
       case 'loaded':
+      case 'rehearsed':
         break;
       case 'all-present':
         this.allPresentHandler?.();

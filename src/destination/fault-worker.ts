@@ -166,4 +166,5 @@ port.on('message', (m: ToFaultThread) => {
   wanted = true;
   void rehearsed.then(() => handle(m));
 });
+void rehearsed.then(() => post({ type: 'rehearsed' }));
 post({ type: 'loaded', tid: threadId() });

@@ -22,6 +22,8 @@ export type ToRequestThread =
 export type FromRequestThread =
   /** `tid`: its kernel thread id, for per-thread figures. */
   | { readonly type: 'loaded'; readonly tid: number }
+  /** Its rehearsal of the fault path is over (fault-path-rehearsal.ts), done or cut short. */
+  | { readonly type: 'rehearsed' }
   | {
       readonly type: 'channel-closed';
       readonly id: number;

@@ -11,7 +11,7 @@ import { releaseChannel, type ChannelHandoff } from '../protocol/channel-handoff
 import { errorOfCode } from '../protocol/peer-error.ts';
 import type { MigrationStateMachine } from '../protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
-import { startWorker } from '../worker.ts';
+import { firstMessage, startWorker } from '../worker.ts';
 import { relayLogLine } from '../worker-log.ts';
 import { MigrationFailedError } from './errors.ts';
 import type { RequestShare } from './page-server.ts';
@@ -46,6 +46,7 @@ export interface SourceChannels {
 export class RequestThread {
   private readonly worker: Worker;
   private readonly loadedPromise: Promise<void>;
+  private readonly rehearsedPromise: Promise<void>;
   private threadId: number | undefined;
   private serving = false;
   private readonly served = new Map<number, HandedOverChannel>();
@@ -64,6 +65,7 @@ export class RequestThread {
     this.worker.unref();
     let loaded: () => void = () => undefined;
     this.loadedPromise = new Promise((resolve) => (loaded = resolve));
+    this.rehearsedPromise = firstMessage(this.worker, 'rehearsed');
     this.worker.on('message', (m: FromRequestThread) => {
       if (m.type === 'loaded') {
         this.threadId = m.tid;
@@ -82,6 +84,11 @@ export class RequestThread {
   /** Resolves once its modules are loaded (or it exited): from then on a request waits for nothing but the thread. */
   loaded(): Promise<void> {
     return this.loadedPromise;
+  }
+
+  /** Resolves once it rehearsed the fault path (or exited); serving earlier cuts the rehearsal short. */
+  rehearsed(): Promise<void> {
+    return this.rehearsedPromise;
   }
 
   /** Its kernel thread id, once loaded: for per-thread figures (bench:fault-path). */

@@ -110,4 +110,5 @@ port.on('message', (m: ToRequestThread) => {
   wanted = true;
   void rehearsed.then(() => handle(m));
 });
+void rehearsed.then(() => post({ type: 'rehearsed' }));
 post({ type: 'loaded', tid: threadId() });

@@ -4,7 +4,9 @@
 // page thread of every source and destination runs it once.
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { rehearseFaultPath } from '../../src/fault-path-rehearsal.ts';
+import { FaultThread } from '../../src/destination/fault-thread.ts';
+import { REHEARSAL_ROUND_TRIPS, rehearseFaultPath } from '../../src/fault-path-rehearsal.ts';
+import { RequestThread } from '../../src/source/request-thread.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
 import { probePaths } from '../uffd/helpers.ts';
 
@@ -35,5 +37,23 @@ describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
     const before = openDescriptors();
     for (let i = 0; i < 3; i++) await rehearseFaultPath(log, { roundTrips: 10 });
     expect(openDescriptors()).toBe(before);
+  });
+
+  it('runs whole in a page thread left to wait, which then says so', async () => {
+    const { log, lines } = memoryLog('debug');
+    const requests = new RequestThread(log);
+    const faults = new FaultThread(log);
+    try {
+      await Promise.all([requests.rehearsed(), faults.rehearsed()]);
+      const rehearsals = lines().filter((l) => l.msg === 'fault path rehearsed');
+      expect(rehearsals.map((l) => [l.thread, l.roundTrips])).toEqual(
+        expect.arrayContaining([
+          ['requests', REHEARSAL_ROUND_TRIPS],
+          ['page-thread', REHEARSAL_ROUND_TRIPS],
+        ]),
+      );
+    } finally {
+      await Promise.all([requests.stop(1000, 'test over'), faults.close()]);
+    }
   });
 });

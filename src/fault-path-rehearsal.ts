@@ -30,7 +30,7 @@ import { TransferCounters } from './source/transfer-counters.ts';
 import { UrgentQueue } from './source/urgent-queue.ts';
 import { loadNative } from './uffd/native.ts';
 import { openUserfaultfd } from './uffd/open.ts';
-import type { Userfaultfd } from './uffd/userfaultfd.ts';
+import type { AccessPath, Userfaultfd } from './uffd/userfaultfd.ts';
 
 /** Enough for V8 to optimize every function on the path (bench:fault-path levels off well before). */
 export const REHEARSAL_ROUND_TRIPS = 3000;
@@ -52,6 +52,8 @@ export interface RehearsalResult {
   /** Every page of the last pass read back as the source end sent it. */
   readonly verified: boolean;
   readonly ms: number;
+  /** The scratch userfaultfd's access path. */
+  readonly path: AccessPath;
 }
 
 /**
@@ -63,7 +65,8 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
   const { roundTrips = REHEARSAL_ROUND_TRIPS, interrupted = () => false } = options;
   let uffd: Userfaultfd;
   try {
-    uffd = openUserfaultfd({ logger: log });
+    // Which access path the scratch fd came through is no news to anyone: not at info.
+    uffd = openUserfaultfd({ logger: log.child({}, { level: 'warn' }) });
   } catch (err) {
     log.debug({ err }, 'no userfaultfd to rehearse the fault path with');
     return undefined;
@@ -80,7 +83,7 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
     uffd.register(address, length);
     const started = performance.now();
     const { done, verified } = await rehearse(uffd, address, pageSize, roundTrips, interrupted, log);
-    return { roundTrips: done, verified, ms: performance.now() - started };
+    return { roundTrips: done, verified, ms: performance.now() - started, path: uffd.path };
   } finally {
     uffd.close();
     native.munmap(address, length);
@@ -201,7 +204,7 @@ export async function rehearseBeforeServing(log: Logger, interrupted: () => bool
   try {
     const result = await rehearseFaultPath(log, { interrupted });
     if (result && !result.verified) log.warn('the fault-path rehearsal placed pages that differ from those sent; serving anyway');
-    else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms) }, 'fault path rehearsed');
+    else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms), path: result.path }, 'fault path rehearsed');
   } catch (err) {
     log.warn({ err }, 'the fault-path rehearsal failed; the first faults will be slower');
   }

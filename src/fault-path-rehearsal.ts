@@ -14,6 +14,7 @@
 // Real work comes first: the rehearsal stops at the round trip after the
 // thread is given any, so a migration that starts at once waits for it
 // about a millisecond, and runs the fault path as warm as it got.
+import type { MessagePort } from 'node:worker_threads';
 import type { Logger } from './log.ts';
 import { FaultHandler } from './destination/fault-handler.ts';
 import { PagePlacer } from './destination/page-placer.ts';
@@ -197,10 +198,23 @@ async function rehearse(
 }
 
 /**
- * For a page thread before it serves: never fails, since a thread that did
- * not rehearse still serves correctly, only slower at first; says why.
+ * A page thread's message loop: it rehearses until its first message, then
+ * hands every message to `handle`, in order, after the rehearsal (its poll
+ * loop and a served one must not take turns); `rehearsed` is called once it
+ * is over. A failed rehearsal only says why: the thread still serves
+ * correctly, only slower at first.
  */
-export async function rehearseBeforeServing(log: Logger, interrupted: () => boolean): Promise<void> {
+export function serveAfterRehearsal<M>(port: MessagePort, log: Logger, handle: (m: M) => void, rehearsed: () => void): void {
+  let wanted = false;
+  const over = rehearseQuietly(log, () => wanted);
+  port.on('message', (m: M) => {
+    wanted = true;
+    void over.then(() => handle(m));
+  });
+  void over.then(rehearsed);
+}
+
+async function rehearseQuietly(log: Logger, interrupted: () => boolean): Promise<void> {
   try {
     const result = await rehearseFaultPath(log, { interrupted });
     if (result && !result.verified) log.warn('the fault-path rehearsal placed pages that differ from those sent; serving anyway');

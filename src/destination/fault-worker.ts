@@ -16,7 +16,7 @@ import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.t
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { SharedMigrationState } from '../protocol/shared-state.ts';
 import type { MigrationState } from '../protocol/state.ts';
-import { rehearseBeforeServing } from '../fault-path-rehearsal.ts';
+import { serveAfterRehearsal } from '../fault-path-rehearsal.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { loadNative } from '../uffd/native.ts';
@@ -158,13 +158,5 @@ function handle(m: ToFaultThread): void {
   }
 }
 
-// Any message ends the rehearsal; messages wait for it, in order: its poll
-// loop and a served one must not take turns.
-let wanted = false;
-const rehearsed = rehearseBeforeServing(threadLogger('debug', 'page-thread', (line) => post({ type: 'log', line })), () => wanted);
-port.on('message', (m: ToFaultThread) => {
-  wanted = true;
-  void rehearsed.then(() => handle(m));
-});
-void rehearsed.then(() => post({ type: 'rehearsed' }));
+serveAfterRehearsal<ToFaultThread>(port, threadLogger('debug', 'page-thread', (line) => post({ type: 'log', line })), handle, () => post({ type: 'rehearsed' }));
 post({ type: 'loaded', tid: threadId() });

@@ -10,7 +10,7 @@ import { attachRam } from '../guest/ram.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
-import { rehearseBeforeServing } from '../fault-path-rehearsal.ts';
+import { serveAfterRehearsal } from '../fault-path-rehearsal.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { prioritizeThisThread, threadId } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
@@ -102,13 +102,5 @@ function handle(m: ToRequestThread): void {
 }
 
 // The main thread sends 'serve' before any channel (RequestThread.adopt insists).
-// Any message ends the rehearsal; messages wait for it, in order: its poll
-// loop and a served one must not take turns.
-let wanted = false;
-const rehearsed = rehearseBeforeServing(threadLogger('debug', 'requests', (line) => post({ type: 'log', line })), () => wanted);
-port.on('message', (m: ToRequestThread) => {
-  wanted = true;
-  void rehearsed.then(() => handle(m));
-});
-void rehearsed.then(() => post({ type: 'rehearsed' }));
+serveAfterRehearsal<ToRequestThread>(port, threadLogger('debug', 'requests', (line) => post({ type: 'log', line })), handle, () => post({ type: 'rehearsed' }));
 post({ type: 'loaded', tid: threadId() });

@@ -13,8 +13,11 @@
 // the destination's half too: unused there, and cheaper than a second path.
 // Real work comes first: the rehearsal stops at the round trip after the
 // thread is given any, so a migration that starts at once waits for it
-// about a millisecond, and runs the fault path as warm as it got.
+// about a millisecond, and runs the fault path as warm as it got. A round
+// trip that never completes (a bug; nothing of the kind was ever seen) ends
+// the rehearsal after a few seconds rather than holding up the migration.
 import type { MessagePort } from 'node:worker_threads';
+import { PostcopyError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { FaultHandler } from './destination/fault-handler.ts';
 import { PagePlacer } from './destination/page-placer.ts';
@@ -40,11 +43,25 @@ const SCRATCH_PAGES = 64;
 const SCRATCH_RAM_BASE = 0x8000_0000;
 // A thread id for the fault events, as the kernel reports with UFFD_FEATURE_THREAD_ID.
 const REHEARSAL_THREAD_ID = 1;
+// Far beyond any round trip seen (the slowest rehearsals take 1.4 s for all
+// 3,000), and short beside what a migration may wait for its page threads.
+export const REHEARSAL_STALL_MS = 2000;
+
+/** A rehearsal round trip did not complete in time: the rehearsal was abandoned. */
+export class RehearsalStalledError extends PostcopyError {
+  constructor(roundTrip: number, ms: number) {
+    super('REHEARSAL_STALLED', `fault-path rehearsal round trip ${roundTrip} did not complete within ${ms} ms; rehearsal abandoned`);
+  }
+}
 
 export interface RehearsalOptions {
   readonly roundTrips?: number;
   /** Asked before each round trip: true ends the rehearsal there. */
   readonly interrupted?: () => boolean;
+  /** How long one round trip may take before the rehearsal is abandoned with a RehearsalStalledError. */
+  readonly stallMs?: number;
+  /** Round trips whose page request the source end ignores, as if it were lost: how tests make one stall. */
+  readonly unanswered?: ReadonlySet<number>;
 }
 
 export interface RehearsalResult {
@@ -63,7 +80,7 @@ export interface RehearsalResult {
  * software backend has no page threads to warm.
  */
 export async function rehearseFaultPath(log: Logger, options: RehearsalOptions = {}): Promise<RehearsalResult | undefined> {
-  const { roundTrips = REHEARSAL_ROUND_TRIPS, interrupted = () => false } = options;
+  const { roundTrips = REHEARSAL_ROUND_TRIPS, interrupted = () => false, stallMs = REHEARSAL_STALL_MS, unanswered = new Set<number>() } = options;
   let uffd: Userfaultfd;
   try {
     // Which access path the scratch fd came through is no news to anyone: not at info.
@@ -83,7 +100,7 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
   try {
     uffd.register(address, length);
     const started = performance.now();
-    const { done, verified } = await rehearse(uffd, address, pageSize, roundTrips, interrupted, log);
+    const { done, verified } = await rehearse(uffd, address, pageSize, { roundTrips, interrupted, stallMs, unanswered }, log);
     return { roundTrips: done, verified, ms: performance.now() - started, path: uffd.path };
   } finally {
     uffd.close();
@@ -95,8 +112,7 @@ async function rehearse(
   uffd: Userfaultfd,
   address: number,
   pageSize: number,
-  roundTrips: number,
-  interrupted: () => boolean,
+  { roundTrips, interrupted, stallMs, unanswered }: Required<RehearsalOptions>,
   log: Logger,
 ): Promise<{ done: number; verified: boolean }> {
   const native = loadNative();
@@ -120,8 +136,9 @@ async function rehearse(
   const frames = new FrameSender({ ram, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
   const queue = new UrgentQueue({ frames, counters, cursor: new CursorHint(), pageCount: SCRATCH_PAGES, highWaterMark: 4 * 1024 * 1024 });
   queue.attach(source);
+  let done = 0;
   source.onMessage((m) => {
-    if (m.type === 'page-request') queue.request(m.pages);
+    if (m.type === 'page-request' && !unanswered.has(done)) queue.request(m.pages);
   });
 
   const region: PlacementRegion = {
@@ -163,8 +180,9 @@ async function rehearse(
   placer.onPlaced(() => {
     if (waiting && received.has(waiting.page)) waiting.resolve();
   });
+  // One timer for the whole rehearsal, re-armed per round trip: nothing allocated per fault.
+  const stall = setTimeout(() => waiting?.reject(new RehearsalStalledError(done, stallMs)), stallMs);
   let pass = 0;
-  let done = 0;
   try {
     for (; done < roundTrips && !interrupted(); done++) {
       const page = done % SCRATCH_PAGES;
@@ -177,6 +195,7 @@ async function rehearse(
       // Shaped as decodeMessages() makes them, so that optimized code keeps its assumptions.
       faults.handleFault({ type: 'pagefault', address: address + page * pageSize, write: true, wp: false, threadId: REHEARSAL_THREAD_ID });
       await placed;
+      stall.refresh();
       pass++;
     }
     waiting = undefined;
@@ -190,6 +209,7 @@ async function rehearse(
     }
     return { done, verified: true };
   } finally {
+    clearTimeout(stall);
     waiting = undefined;
     source.close();
     destination.close();
@@ -204,9 +224,15 @@ async function rehearse(
  * is over. A failed rehearsal only says why: the thread still serves
  * correctly, only slower at first.
  */
-export function serveAfterRehearsal<M>(port: MessagePort, log: Logger, handle: (m: M) => void, rehearsed: () => void): void {
+export function serveAfterRehearsal<M>(
+  port: MessagePort,
+  log: Logger,
+  handle: (m: M) => void,
+  rehearsed: () => void,
+  options: Omit<RehearsalOptions, 'interrupted'> = {},
+): void {
   let wanted = false;
-  const over = rehearseQuietly(log, () => wanted);
+  const over = rehearseQuietly(log, { ...options, interrupted: () => wanted });
   port.on('message', (m: M) => {
     wanted = true;
     void over.then(() => handle(m));
@@ -214,9 +240,9 @@ export function serveAfterRehearsal<M>(port: MessagePort, log: Logger, handle: (
   void over.then(rehearsed);
 }
 
-async function rehearseQuietly(log: Logger, interrupted: () => boolean): Promise<void> {
+async function rehearseQuietly(log: Logger, options: RehearsalOptions): Promise<void> {
   try {
-    const result = await rehearseFaultPath(log, { interrupted });
+    const result = await rehearseFaultPath(log, options);
     if (result && !result.verified) log.warn('the fault-path rehearsal placed pages that differ from those sent; serving anyway');
     else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms), path: result.path }, 'fault path rehearsed');
   } catch (err) {

@@ -3,9 +3,10 @@
 // the pages it sent, and it must leave nothing open behind it, since every
 // page thread of every source and destination runs it once.
 import { readdirSync } from 'node:fs';
+import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { FaultThread } from '../../src/destination/fault-thread.ts';
-import { REHEARSAL_ROUND_TRIPS, rehearseFaultPath } from '../../src/fault-path-rehearsal.ts';
+import { REHEARSAL_ROUND_TRIPS, RehearsalStalledError, rehearseFaultPath, serveAfterRehearsal } from '../../src/fault-path-rehearsal.ts';
 import { RequestThread } from '../../src/source/request-thread.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
 import { probePaths } from '../uffd/helpers.ts';
@@ -37,6 +38,46 @@ describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
     const before = openDescriptors();
     for (let i = 0; i < 3; i++) await rehearseFaultPath(log, { roundTrips: 10 });
     expect(openDescriptors()).toBe(before);
+  });
+
+  it('abandons a round trip that never completes, naming it, and closes what it opened', async () => {
+    const { log } = memoryLog('warn');
+    await rehearseFaultPath(log, { roundTrips: 10 });
+    const before = openDescriptors();
+    const stalled = rehearseFaultPath(log, { roundTrips: 100, stallMs: 300, unanswered: new Set([7]) });
+    await expect(stalled).rejects.toBeInstanceOf(RehearsalStalledError);
+    await expect(stalled).rejects.toMatchObject({ code: 'REHEARSAL_STALLED', message: expect.stringContaining('round trip 7 did not complete within 300 ms') });
+    expect(openDescriptors()).toBe(before);
+  });
+
+  it('still serves, after a warning, when its rehearsal stalls', async () => {
+    const { log, lines } = memoryLog('warn');
+    const { port1, port2 } = new MessageChannel();
+    const handled: string[] = [];
+    let rehearsed = false;
+    try {
+      const served = new Promise<void>((resolve) =>
+        serveAfterRehearsal<string>(
+          port1,
+          log,
+          (m) => {
+            handled.push(m);
+            resolve();
+          },
+          () => (rehearsed = true),
+          { stallMs: 300, unanswered: new Set([0]) },
+        ),
+      );
+      port2.postMessage('migrate');
+      await served;
+      expect(handled).toEqual(['migrate']);
+      expect(rehearsed).toBe(true);
+      expect(lines()).toEqual([
+        expect.objectContaining({ msg: 'the fault-path rehearsal failed; the first faults will be slower', err: expect.objectContaining({ code: 'REHEARSAL_STALLED' }) }),
+      ]);
+    } finally {
+      port1.close();
+    }
   });
 
   it('runs whole in a page thread left to wait, which then says so', async () => {

@@ -15,7 +15,7 @@ import type { DestinationFigures } from '../destination/incoming-guest.ts';
 import { ChildPostcopy } from './child-postcopy.ts';
 import { ControlClient } from './control-client.ts';
 import { followMigration } from './migration-progress.ts';
-import { integer, reportErrors, withGuestOptions } from './options.ts';
+import { integer, reportErrors, withGuestOptions, withPostcopyBandwidthOption } from './options.ts';
 
 interface DemoOptions {
   guest: string;
@@ -27,6 +27,7 @@ interface DemoOptions {
   afterInstructions: number;
   instructions: number;
   downtimeLimit?: number;
+  maxPostcopyBandwidth?: number;
   json?: boolean;
 }
 
@@ -68,7 +69,13 @@ async function demo(options: DemoOptions): Promise<void> {
     children.push(source);
     const to = (await destination.waitFor('listening')).url as string;
     const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-    await control.migrate({ to, mode: options.mode, afterInstructions: options.afterInstructions, downtimeLimitMs: options.downtimeLimit });
+    await control.migrate({
+      to,
+      mode: options.mode,
+      afterInstructions: options.afterInstructions,
+      downtimeLimitMs: options.downtimeLimit,
+      maxPostcopyBandwidth: options.maxPostcopyBandwidth,
+    });
     const info: MigrationInfo = await followMigration(control, relay && process.stderr.isTTY === true);
     if (info.status !== 'completed') {
       throw new PostcopyError('DEMO_ERR_MIGRATION', `the migration ended ${info.status}: ${info.error ?? 'see the log above'}`);
@@ -131,7 +138,7 @@ function formatSummary(s: DemoSummary, referenceHash: string, consoleMatches: bo
 `;
 }
 
-export const demoCommand = withGuestOptions(new Command('demo').description('migrate a running guest between two processes on this machine, then verify it against a run without migration'), 'life')
+export const demoCommand = withPostcopyBandwidthOption(withGuestOptions(new Command('demo').description('migrate a running guest between two processes on this machine, then verify it against a run without migration'), 'life'))
   .addOption(new Option('--mode <mode>', 'postcopy, precopy or hybrid').choices(MIGRATION_MODES).default('postcopy'))
   .addOption(new Option('--uffd <path>', "the destination's userfaultfd").choices(['auto', 'dev', 'syscall', 'syscall-user-mode-only', 'sim']).default('auto'))
   .option('--after-instructions <k>', 'migrate once every vCPU has run K instructions', integer(1, Number.MAX_SAFE_INTEGER), 10_000_000)

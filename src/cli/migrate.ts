@@ -7,7 +7,7 @@ import { MIGRATION_MODES, type MigrationMode } from '../source/migration-info.ts
 import { MIGRATE_DEFAULTS } from '../source/monitor.ts';
 import { ControlClient } from './control-client.ts';
 import { followMigration } from './migration-progress.ts';
-import { integer, reportErrors, tokenFrom } from './options.ts';
+import { integer, reportErrors, tokenFrom, withPostcopyBandwidthOption } from './options.ts';
 
 interface MigrateOptions {
   source: string;
@@ -18,6 +18,7 @@ interface MigrateOptions {
   rounds: number;
   hybridRounds: number;
   afterInstructions?: number;
+  maxPostcopyBandwidth?: number;
   json?: boolean;
 }
 
@@ -30,6 +31,7 @@ async function migrate(options: MigrateOptions): Promise<void> {
     maxRounds: options.rounds,
     hybridRounds: options.hybridRounds,
     afterInstructions: options.afterInstructions,
+    maxPostcopyBandwidth: options.maxPostcopyBandwidth,
   });
   const info = await followMigration(client, process.stderr.isTTY === true && !options.json);
   process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${formatMigrationInfo(info)}\n`);
@@ -38,7 +40,7 @@ async function migrate(options: MigrateOptions): Promise<void> {
   }
 }
 
-export const migrateCommand = new Command('migrate')
+export const migrateCommand = withPostcopyBandwidthOption(new Command('migrate'))
   .description('migrate the guest of a running `postcopy source` to a `postcopy destination`')
   .requiredOption('--source <url>', "the source's control endpoint, e.g. http://127.0.0.1:4444")
   .requiredOption('--to <url>', 'the destination, e.g. ws://127.0.0.1:4445')

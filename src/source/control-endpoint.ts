@@ -3,7 +3,7 @@
 //
 //   GET  /info                    guest and migration
 //   GET  /migrate                 info migrate (query-migrate); ?wait=end answers once it has ended
-//   POST /migrate                 {to, mode, downtimeLimitMs, maxRounds, hybridRounds, afterInstructions}
+//   POST /migrate                 {to, mode, downtimeLimitMs, maxRounds, hybridRounds, maxPostcopyBandwidth, afterInstructions}
 //   POST /migrate/start-postcopy  migrate_start_postcopy
 //   POST /migrate/cancel          migrate_cancel
 //   POST /quit

@@ -38,8 +38,8 @@ export class FrameSender {
     return isZeroPage(this.pageBytes(page, 1));
   }
 
-  /** `count` pages from `start`, all zero or all not (`zero` says which). */
-  send(window: SendWindow, start: number, count: number, zero: boolean, precopy: boolean): void {
+  /** `count` pages from `start`, all zero or all not (`zero` says which); returns the frame's bytes. */
+  send(window: SendWindow, start: number, count: number, zero: boolean, precopy: boolean): number {
     const { sent, counters } = this.options;
     let frame: Buffer;
     let written: (() => void) | undefined;
@@ -58,6 +58,7 @@ export class FrameSender {
     counters.add('transferredBytes', frame.length);
     counters.add(zero ? 'zeroPages' : 'normalPages', count);
     window.send(frame, written);
+    return frame.length;
   }
 
   private pageBytes(start: number, count: number): Uint8Array {

@@ -1,14 +1,16 @@
 // The interactive monitor on a TTY, in QEMU HMP's words:
-//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N]
+//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--max-postcopy-bandwidth BYTES/S]
 //   info migrate | info status | migrate_start_postcopy | cancel | quit
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { PostcopyError } from '../errors.ts';
+import { parseSize } from '../guest/memory-map.ts';
 import { formatMigrationInfo } from './format-info.ts';
 import type { MigrateRequest, Monitor } from './monitor.ts';
 
 const HELP = `commands:
   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--hybrid-rounds N]
+              [--max-postcopy-bandwidth BYTES/S, e.g. 300M; 0: unlimited]
   info migrate        progress and figures of the current or last migration
   info status         the guest
   migrate_start_postcopy
@@ -85,6 +87,13 @@ function parseMigrate(args: string[]): MigrateRequest {
         break;
       case '--hybrid-rounds':
         req.hybridRounds = num;
+        break;
+      case '--max-postcopy-bandwidth':
+        try {
+          req.maxPostcopyBandwidth = parseSize(value ?? '');
+        } catch (err) {
+          throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate: --max-postcopy-bandwidth: ${(err as Error).message}`);
+        }
         break;
       default:
         throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate: unknown flag "${flags[i]}"\n${HELP}`);

@@ -16,6 +16,8 @@ export interface MigrateRequest {
   downtimeLimitMs?: number;
   maxRounds?: number;
   hybridRounds?: number;
+  /** Bytes per second for the postcopy push (QEMU's max-postcopy-bandwidth); 0 or unset: unlimited. */
+  maxPostcopyBandwidth?: number;
   /** Start once every vCPU has run this many instructions (deterministic switchover point). */
   afterInstructions?: number;
 }
@@ -70,6 +72,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       downtimeLimitMs: req.downtimeLimitMs,
       maxRounds: req.maxRounds,
       hybridRounds: req.hybridRounds,
+      maxPostcopyBandwidth: req.maxPostcopyBandwidth,
       disk: this.options.disk,
       requests,
       log,
@@ -161,7 +164,9 @@ function resumeHere(machine: Machine, stopAt: number): void {
   machine.resume();
 }
 
-function checkMigrateRequest(r: MigrateRequest): Required<Omit<MigrateRequest, 'afterInstructions'>> & Pick<MigrateRequest, 'afterInstructions'> {
+function checkMigrateRequest(
+  r: MigrateRequest,
+): Required<Omit<MigrateRequest, 'afterInstructions' | 'maxPostcopyBandwidth'>> & Pick<MigrateRequest, 'afterInstructions' | 'maxPostcopyBandwidth'> {
   if (typeof r !== 'object' || r === null) throw new MonitorCommandError('migrate needs {"to": "ws://HOST:PORT", ...}');
   if (typeof r.to !== 'string' || !/^wss?:\/\/[^/\s]+\/?$/.test(r.to)) {
     throw new MonitorCommandError(`migrate: "to" must be the destination's ws://HOST:PORT (got ${JSON.stringify(r.to)})`);
@@ -182,5 +187,7 @@ function checkMigrateRequest(r: MigrateRequest): Required<Omit<MigrateRequest, '
     maxRounds: positive('maxRounds', r.maxRounds, MIGRATE_DEFAULTS.maxRounds, true),
     hybridRounds: positive('hybridRounds', r.hybridRounds, MIGRATE_DEFAULTS.hybridRounds, true),
     afterInstructions: r.afterInstructions === undefined ? undefined : positive('afterInstructions', r.afterInstructions, 0, true),
+    // As QEMU's parameter: 0 lifts the cap.
+    maxPostcopyBandwidth: r.maxPostcopyBandwidth === 0 || r.maxPostcopyBandwidth === undefined ? undefined : positive('maxPostcopyBandwidth', r.maxPostcopyBandwidth, 0, true),
   };
 }

@@ -36,6 +36,8 @@ export interface OutgoingMigrationOptions {
   readonly maxRounds: number;
   /** Hybrid switches to postcopy after this many rounds at the latest. */
   readonly hybridRounds: number;
+  /** Bytes per second for the postcopy push; unset: unlimited. */
+  readonly maxPostcopyBandwidth?: number;
   /** Shared-storage disk path the destination opens. */
   readonly disk?: string;
   /** After the connection breaks in postcopy, how long to keep trying to reconnect (default 120 s). */
@@ -108,7 +110,13 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     try {
       const region = machine.ram.region;
       const ramAddress = region?.backend === 'kernel' ? region.address : undefined;
-      const server = new PageServer({ ram: machine.ram.bytes(), ramAddress, pageSize: PAGE_SIZE, log: this.log });
+      const server = new PageServer({
+        ram: machine.ram.bytes(),
+        ramAddress,
+        pageSize: PAGE_SIZE,
+        maxPostcopyBandwidth: this.options.maxPostcopyBandwidth,
+        log: this.log,
+      });
       this.server = server;
       const done = this.watch();
       const { requests } = this.options;

@@ -9,11 +9,13 @@
 // a frame, and neither channel's queue grows past its high-water mark.
 import type { Logger } from '../log.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
+import { PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
 import { MAX_PAGES_PER_FRAME, MAX_ZERO_RUN_PAGES } from '../protocol/version.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
 import { PopulatedPages } from './populated-pages.ts';
 import { SendWindow, type FrameSink } from './send-window.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { sumCounts, TransferCounters, type TransferCounts } from './transfer-counters.ts';
 
 export interface PageServerOptions {
@@ -37,6 +39,8 @@ export interface PageServerOptions {
   readonly highWaterMark?: number;
   /** Bulk frames built per event-loop turn, so control messages are read in between (default 16). */
   readonly framesPerTurn?: number;
+  /** Bytes per second the postcopy push may send (QEMU's max-postcopy-bandwidth); unset: as fast as the link takes. Requested pages are never held back. */
+  readonly maxPostcopyBandwidth?: number;
   readonly log: Logger;
 }
 
@@ -83,6 +87,8 @@ export class PageServer {
   private cursor = 0;
   private pushing = false;
   private pumpScheduled = false;
+  private readonly pushBudget: TokenBucket | undefined;
+  private pushBudgetTimer: NodeJS.Timeout | undefined;
   private allSentHandler: (() => void) | undefined;
   readonly requestShare: RequestShare;
 
@@ -93,6 +99,8 @@ export class PageServer {
     this.maxZeroRunPages = Math.min(options.maxZeroRunPages ?? 1024, MAX_ZERO_RUN_PAGES);
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.framesPerTurn = options.framesPerTurn ?? 16;
+    const largestFrame = PAGE_FRAME_HEADER_BYTES + this.maxPagesPerFrame * options.pageSize;
+    this.pushBudget = options.maxPostcopyBandwidth === undefined ? undefined : new TokenBucket(options.maxPostcopyBandwidth, largestFrame);
     this.populated = options.ramAddress === undefined ? undefined : PopulatedPages.open(options.ramAddress, this.pageCount, options.pageSize);
     this.frames = new FrameSender({
       ram: options.ram,
@@ -185,6 +193,8 @@ export class PageServer {
 
   stop(): void {
     this.pushing = false;
+    clearTimeout(this.pushBudgetTimer);
+    this.pushBudgetTimer = undefined;
     this.windows = undefined;
     this.populated?.close();
   }
@@ -206,6 +216,14 @@ export class PageServer {
         w.bulk.whenWritable(() => this.schedulePump());
         return;
       }
+      const wait = this.pushBudget?.waitMs() ?? 0;
+      if (wait > 0) {
+        this.pushBudgetTimer ??= setTimeout(() => {
+          this.pushBudgetTimer = undefined;
+          this.schedulePump();
+        }, wait);
+        return;
+      }
       this.cursor = this.cursorHint.take() ?? this.cursor;
       const start = this.sent.nextClear(this.cursor);
       if (start === undefined) {
@@ -216,7 +234,8 @@ export class PageServer {
       const zero = this.frames.isZero(start);
       const count = this.runFrom(start, zero, zero ? this.maxZeroRunPages : this.maxPagesPerFrame);
       this.counters.add('bulkPages', count);
-      this.frames.send(w.bulk, start, count, zero, false);
+      const bytes = this.frames.send(w.bulk, start, count, zero, false);
+      this.pushBudget?.spend(bytes);
       this.cursor = (start + count) % this.pageCount;
     }
     this.schedulePump();

@@ -15,6 +15,10 @@
 // code is non-zero only when something failed to run or the migrated guest
 // did not verify.
 //
+// --max-postcopy-bandwidth caps postcopy's push (QEMU's parameter of that
+// name) to show what a slower push buys the faults; the C floor's push stays
+// uncapped, so the report then says the targets do not apply.
+//
 // RAM ÷ bandwidth leaves out what placing the RAM costs the destination. The
 // C floor's own run with push is a whole minimal postcopy of the same RAM
 // (push, faults, placement): its elapsed time is printed beside the total, so
@@ -29,7 +33,7 @@
 // flatters postcopy.
 //
 //   npm run bench:migration -- [--json] [--runs N] [--ram 1G] [--wss 512M] [--after-instructions K]
-//       [--instructions N] [--floor-rounds R] [--bin PATH] [--timeout S] [--no-trace]
+//       [--instructions N] [--floor-rounds R] [--bin PATH] [--timeout S] [--no-trace] [--max-postcopy-bandwidth B/S]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -59,6 +63,7 @@ interface Options {
   bin: string;
   timeout: number;
   trace: boolean;
+  maxPostcopyBandwidth?: number;
 }
 
 interface Bandwidth {
@@ -86,6 +91,8 @@ interface Target {
 
 interface Result {
   loadavg: number[];
+  /** Bytes per second postcopy's push was capped at; null: uncapped, like the C floor's. */
+  maxPostcopyBandwidth: number | null;
   ramBytes: number;
   command: string;
   bandwidth: Bandwidth;
@@ -136,6 +143,7 @@ function demo(options: Options): { args: string[]; result: Promise<DemoSummary> 
     'demo', '--json', '--guest', 'memwork', '--ram', String(options.ram),
     '--guest-args', `wss=${options.wss} pattern=random write=100 passes=0`,
     '--mode', 'postcopy', '--after-instructions', String(options.afterInstructions), '--instructions', String(options.instructions),
+    ...(options.maxPostcopyBandwidth === undefined ? [] : ['--max-postcopy-bandwidth', String(options.maxPostcopyBandwidth)]),
   ];
   const result = new Promise<DemoSummary>((resolve, reject) => {
     const child = spawn(process.execPath, [options.bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -291,9 +299,17 @@ function report(r: Result): string {
   const rows = [['figure', 'median', 'runs', 'reference', 'ratio', 'target', 'met', 'reference is']];
   for (const t of r.targets) {
     const range = t.range ? `${f(t.range[0])}–${f(t.range[1])}` : '-';
-    rows.push([t.figure, f(t.measured), range, f(t.reference), t.ratio === null ? '-' : `${t.ratio.toFixed(2)}×`, t.limit, t.met ? 'yes' : 'no', t.basis]);
+    // A capped push is not the targets' condition (the floor's push is not capped): nothing is judged but downtime.
+    const met = r.maxPostcopyBandwidth !== null && t.figure !== 'downtime ms' ? 'n/a' : t.met ? 'yes' : 'no';
+    rows.push([t.figure, f(t.measured), range, f(t.reference), t.ratio === null ? '-' : `${t.ratio.toFixed(2)}×`, t.limit, met, t.basis]);
   }
   lines.push(table(rows), '');
+  if (r.maxPostcopyBandwidth !== null) {
+    lines.push(
+      `postcopy's push was capped at ${(r.maxPostcopyBandwidth / 2 ** 20).toFixed(0)} MiB/s and the C floor's was not: a trade-off shown, not the targets' conditions.`,
+      '',
+    );
+  }
   return lines.join('\n');
 }
 
@@ -348,6 +364,7 @@ async function main(options: Options): Promise<void> {
     const traced = 'unavailable' in trace ? trace : matchTraced(await trace.stop(), rounds.length, migrations);
     const result: Result = {
       loadavg: startLoad,
+      maxPostcopyBandwidth: options.maxPostcopyBandwidth ?? null,
       ramBytes: options.ram,
       command,
       bandwidth,
@@ -376,6 +393,7 @@ const program = new Command('bench:migration')
   .option('--bin <path>', 'the postcopy command to measure', DEFAULT_BIN)
   .option('--timeout <s>', 'give up on the migration after this many seconds', integer(10, 3600), 300)
   .option('--no-trace', 'do not time faults from the touch with bpftrace; compare the self-timed figures')
+  .option('--max-postcopy-bandwidth <bytes/s>', "cap postcopy's background push (e.g. 300M); the targets then do not apply", size)
   .action(async (options: Options) => {
     try {
       await main(options);

@@ -10,6 +10,7 @@ import { decodeMachineState } from '../guest/state.ts';
 import { ramFromRegion } from '../guest/ram.ts';
 import { VcpuPool } from '../guest/vcpu-pool.ts';
 import type { Logger } from '../log.ts';
+import { RECONNECTING_CLOSE_CODE } from '../protocol/channel.ts';
 import { ProtocolMalformedError, ProtocolStateError, type ProtocolError } from '../protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../protocol/listener.ts';
 import type { ControlMessage } from '../protocol/messages.ts';
@@ -248,13 +249,17 @@ export class IncomingGuest extends EventEmitter<Events> {
       const state = this.state.state;
       if (state === 'completed' || state === 'cancelled' || state === 'failed' || state === 'postcopy-paused') return;
       const why = `the source closed the ${kind} channel (${code}${reason ? `: ${reason}` : ''})`;
-      // Broken (no close frame) after 'ready', before the state arrived: the
-      // source may have stopped the guest and sent it, and then it comes back
-      // to resume. Only this side knows the guest never ran here, so it waits
-      // to say so; the source then runs the guest again itself.
-      if ((state === 'setup' || state === 'precopy-active') && this.readySent && code === 1006 && !error) {
+      // Broken after 'ready', before the state arrived: the source may have
+      // stopped the guest and sent it, and then it comes back to resume. Only
+      // this side knows the guest never ran here, so it waits to say so; the
+      // source then runs the guest again itself. Broken is no close frame
+      // (1006) or the source's own word that it lost the connection and is
+      // reconnecting (1001, its other channels): which of the two arrives
+      // first is a race between threads and sockets.
+      const broken = code === 1006 || code === RECONNECTING_CLOSE_CODE;
+      if ((state === 'setup' || state === 'precopy-active') && this.readySent && broken && !error) {
         this.pages!.detach();
-        closeAll(1001, 'connection lost before the guest state arrived');
+        closeAll(RECONNECTING_CLOSE_CODE, 'connection lost before the guest state arrived');
         this.stateless = setTimeout(() => {
           this.stateless = undefined;
           this.fail(new MigrationFailedError(`${why} before the guest's state arrived, and the source did not come back within ${SOURCE_RETURN_MS / 1000} s`));
@@ -272,7 +277,7 @@ export class IncomingGuest extends EventEmitter<Events> {
       // on its own) instead of losing them.
       this.state.moveTo('postcopy-paused');
       this.pages!.detach();
-      closeAll(1001, 'connection lost; waiting for the source to resume');
+      closeAll(RECONNECTING_CLOSE_CODE, 'connection lost; waiting for the source to resume');
       this.log.warn({ reason: why }, 'postcopy paused: the connection to the source broke; vCPUs wait on missing pages until it reconnects');
     };
     // The page threads' channels report through attach() below.

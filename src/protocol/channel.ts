@@ -13,6 +13,13 @@ import type { MigrationState } from './state.ts';
 export type SendCallback = (err?: Error) => void;
 
 /**
+ * WebSocket's "going away": how a side that lost one of its channels closes
+ * the others while it waits to resume (the source reconnects, the destination
+ * waits for it). The peer may hear of it before it hears of the break.
+ */
+export const RECONNECTING_CLOSE_CODE = 1001;
+
+/**
  * What a channel needs of its WebSocket: ws's own on the main threads, a
  * BlockingWebSocket (blocking-websocket.ts) on the fault-path threads.
  */

@@ -14,6 +14,7 @@ import type { Machine } from '../guest/machine.ts';
 import { encodeMachineState } from '../guest/state.ts';
 import type { Logger } from '../log.ts';
 import { generateSessionId } from '../protocol/auth.ts';
+import { RECONNECTING_CLOSE_CODE } from '../protocol/channel.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { connectMigration } from '../protocol/connect.ts';
 import type { ControlMessage, MachineIdentity, Message } from '../protocol/messages.ts';
@@ -245,7 +246,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     this.state.moveTo('postcopy-paused');
     server.detach();
     const old = this.channels!;
-    for (const c of [old.control, old.bulk, old.urgent]) c.close(1001, 'connection lost; reconnecting');
+    for (const c of [old.control, old.bulk, old.urgent]) c.close(RECONNECTING_CLOSE_CODE, 'connection lost; reconnecting');
     const limitMs = this.options.recoveryMs ?? 120_000;
     this.log.warn({ reason: why, retryForMs: limitMs }, 'postcopy paused: the connection to the destination broke; reconnecting');
     const deadline = performance.now() + limitMs;

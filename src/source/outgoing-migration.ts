@@ -387,6 +387,23 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     while (server.queuedBytes.control > 0) await new Promise((r) => setTimeout(r, 1));
   }
 
+  // After precopy the destination may still be placing the last round's
+  // pages, megabytes of them in socket buffers and its queue, and the state
+  // would wait behind them: in hybrid that wait was most of the downtime (a
+  // median of 32 ms in six 1 GiB hybrid demos; 5 ms after a plain postcopy).
+  // So, with the guest still running here: discard the pages already known
+  // dirty (the control channel keeps them in order with the pages) and wait
+  // for the ack, which comes once the destination has placed everything sent
+  // before it. Only pages dirtied since are left for the downtime.
+  private async settlePrecopy(server: PageServer, discard: number[]): Promise<void> {
+    const runs = toRuns(discard);
+    server.forget(runs);
+    const applied = this.awaitReply('ack:discard');
+    this.channels!.control.send({ type: 'discard', runs });
+    await applied;
+    this.checkCancelled();
+  }
+
   // Downtime runs from the vCPUs stopping here to the destination's ack that
   // its vCPUs run: everything between is on the critical path.
   private async switchover(server: PageServer, discard: number[]): Promise<void> {
@@ -395,6 +412,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     // Before the vCPUs stop: once the guest runs on the destination, its faults must not wait for this thread's start-up.
     await this.options.requests.loaded();
     this.checkCancelled();
+    if (this.state.state === 'precopy-active') await this.settlePrecopy(server, discard);
     const stoppedAt = performance.now();
     const times = await machine.pause();
     this.log.info({ times }, 'vCPUs stopped for the switchover');
@@ -404,7 +422,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       const finalRound = [...new Set([...this.pendingFinalRound, ...lastDirty])].sort((a, b) => a - b);
       await server.sendPrecopy(finalRound);
     } else if (this.state.state === 'precopy-active') {
-      const runs = toRuns([...new Set([...discard, ...lastDirty])].sort((a, b) => a - b));
+      const runs = toRuns(lastDirty);
       server.forget(runs);
       control.send({ type: 'discard', runs });
     }

@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { IncomingGuest, type DestinationFigures } from '../destination/incoming-guest.ts';
 import { logger } from '../log.ts';
+import { PostcopyError } from '../errors.ts';
 import type { AccessPath } from '../uffd/index.ts';
 import { hostPort, integer, reporter, reportErrors, tokenFrom, type HostPort } from './options.ts';
 
@@ -26,6 +27,8 @@ async function destination(options: DestinationOptions): Promise<void> {
   log.info({ url: incoming.url, uffd: options.uffd }, 'waiting for an incoming guest');
   report({ event: 'listening', url: incoming.url });
 
+  // Parents (the demo, tests) learn why, not only that it exited.
+  incoming.once('failed', (err) => report({ event: 'failed', message: err.message, code: err instanceof PostcopyError ? err.code : undefined }));
   try {
     const failed = new Promise<never>((_resolve, reject) => incoming.once('failed', reject));
     const completed = new Promise<DestinationFigures>((resolve) => incoming.once('completed', resolve));
@@ -58,5 +61,5 @@ export const destinationCommand = new Command('destination')
   .option('--instructions <n>', 'stop every hart at exactly this time, then report and exit', integer(1, Number.MAX_SAFE_INTEGER))
   .option('--disk <path>', 'the shared block device image, if mounted at another path than on the source')
   .option('--json', 'print figures and the stateHash at the end')
-  .option('--report-fd <fd>', 'write JSON events (listening, finished) to this file descriptor', integer(3, 1024))
+  .option('--report-fd <fd>', 'write JSON events (listening, finished, failed) to this file descriptor', integer(3, 1024))
   .action(reportErrors('destination', destination));

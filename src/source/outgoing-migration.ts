@@ -151,11 +151,30 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       throw err;
     } finally {
       this.server?.stop();
-      const c = this.channels;
-      if (c) for (const ch of [c.control, c.bulk]) ch.close(1000, 'migration over');
-      // Not awaited: the figures are final now; the thread ends once its channel has closed, and the process can exit.
-      void this.options.requests.stop(1000, 'migration over');
+      this.closeChannels();
     }
+  }
+
+  // Not awaited: the figures are final now; the request thread ends once its
+  // channel has closed, and the process can exit. Ended before the hand-over,
+  // the destination was told why on control, and it must hear that before
+  // its page channels close: their closes reach it by other threads and
+  // sockets, and one that came first was taken for the reason (precopy that
+  // did not converge showed as "the source closed the urgent channel"). So
+  // control closes first, and the page channels once its close is answered.
+  private closeChannels(): void {
+    const c = this.channels;
+    const closePages = (): void => {
+      c?.bulk.close(1000, 'migration over');
+      void this.options.requests.stop(1000, 'migration over');
+    };
+    if (!c || this.handedOverFlag || !c.control.open) {
+      c?.control.close(1000, 'migration over');
+      closePages();
+      return;
+    }
+    c.control.onClose(closePages);
+    c.control.close(1000, 'migration over');
   }
 
   /** Connects all three channels and gives urgent to the request thread before this thread can read it. */

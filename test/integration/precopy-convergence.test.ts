@@ -31,6 +31,8 @@ describe('precopy that cannot converge', () => {
       expect(precopy.error).toMatch(/did not converge after 3 rounds/);
       expect(precopy.error).toMatch(/--mode hybrid or postcopy/);
       expect(await first.exit()).not.toBe(0);
+      // The destination heard the reason, not just its page channels closing.
+      expect((await first.waitFor('failed')).message).toMatch(/the source cancelled the migration: precopy did not converge/);
       const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { runningHere: boolean } };
       expect(info.guest.runningHere).toBe(true);
 

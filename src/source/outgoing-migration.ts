@@ -168,13 +168,10 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       c?.bulk.close(1000, 'migration over');
       void this.options.requests.stop(1000, 'migration over');
     };
-    if (!c || this.handedOverFlag || !c.control.open) {
-      c?.control.close(1000, 'migration over');
-      closePages();
-      return;
-    }
-    c.control.onClose(closePages);
-    c.control.close(1000, 'migration over');
+    const afterControl = c !== undefined && !this.handedOverFlag && c.control.open;
+    if (afterControl) c.control.onClose(closePages);
+    c?.control.close(1000, 'migration over');
+    if (!afterControl) closePages();
   }
 
   /** Connects all three channels and gives urgent to the request thread before this thread can read it. */

@@ -33,22 +33,47 @@ export class DirtyLog {
     for (let p = 0; p < this.bytes.length; p++) Atomics.store(this.bytes, p, 1);
   }
 
-  /**
-   * The pages marked since the last call, in ascending order, clearing them.
-   * A word at a time with Atomics.exchange: a store that lands while we scan
-   * is either in this answer or stays marked for the next, never lost.
-   */
+  /** The pages marked since the last call, in ascending order, clearing them. */
   fetchAndClear(): PageIndex[] {
     const dirty: PageIndex[] = [];
+    const runs = this.fetchAndClearRuns();
+    for (let i = 0; i < runs.length; i += 2) {
+      for (let p = runs[i]; p < runs[i] + runs[i + 1]; p++) dirty.push(p as PageIndex);
+    }
+    return dirty;
+  }
+
+  /**
+   * The pages marked since the last call as ascending [start, length, ...]
+   * runs, clearing them. A word at a time with Atomics.exchange: a store that
+   * lands while we scan is either in this answer or stays marked for the
+   * next, never lost. Runs, because the switchover's last fetch is on the
+   * downtime's path: a guest writing all over a large working set leaves
+   * ~130,000 pages marked, and listing them one by one, then merging them
+   * into runs, took 12-20 ms of a 30 ms downtime.
+   */
+  fetchAndClearRuns(): number[] {
+    const runs: number[] = [];
+    let start = -1;
+    let end = -1;
     for (let w = 0; w < this.words.length; w++) {
       if (Atomics.load(this.words, w) === 0) continue;
       const marks = Atomics.exchange(this.words, w, 0);
       for (let b = 0; b < 4; b++) {
+        if (((marks >>> (b * 8)) & 0xff) === 0) continue;
         // Little-endian: byte b of the word is page 4w+b.
-        if ((marks >>> (b * 8)) & 0xff) dirty.push((w * 4 + b) as PageIndex);
+        const page = w * 4 + b;
+        if (page === end) {
+          end++;
+          continue;
+        }
+        if (start >= 0) runs.push(start, end - start);
+        start = page;
+        end = page + 1;
       }
     }
-    return dirty;
+    if (start >= 0) runs.push(start, end - start);
+    return runs;
   }
 
   /** How many pages are marked (without clearing). */

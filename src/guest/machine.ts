@@ -295,6 +295,11 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
     return this.dirtyLog.fetchAndClear();
   }
 
+  /** fetchAndClearDirty as [start, length, ...] runs. */
+  fetchAndClearDirtyRuns(): number[] {
+    return this.dirtyLog.fetchAndClearRuns();
+  }
+
   /** Every vCPU and device, as of the last stop. Every hart must be stopped since its last command. */
   save(): MachineState {
     const harts = this.hartIds().map((h) => {

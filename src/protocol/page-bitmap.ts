@@ -64,6 +64,24 @@ export class PageBitmap {
     for (let p = start; p < start + count; p++) this.set(p);
   }
 
+  /**
+   * Clears [start, start + count) a word at a time: the switchover forgets
+   * runs of up to a whole working set while the guest is stopped. Each word
+   * changes atomically; the count follows by what was actually cleared.
+   */
+  clearRange(start: number, count: number): void {
+    const end = start + count;
+    let cleared = 0;
+    for (let p = start; p < end; ) {
+      const bitInWord = p & 31;
+      const n = Math.min(32 - bitInWord, end - p);
+      const mask = n === 32 ? 0xffff_ffff : ((1 << n) - 1) << bitInWord;
+      cleared += popcount(Atomics.and(this.words, p >>> 5, ~mask) & mask);
+      p += n;
+    }
+    if (cleared > 0) Atomics.sub(this.counter, 0, cleared);
+  }
+
   /** Not atomic as a whole: only while no other thread changes the set. */
   clearAll(): void {
     for (let w = 0; w < this.words.length; w++) Atomics.store(this.words, w, 0);
@@ -151,4 +169,10 @@ export class PageBitmap {
     }
     return undefined;
   }
+}
+
+function popcount(word: number): number {
+  let v = word - ((word >>> 1) & 0x5555_5555);
+  v = (v & 0x3333_3333) + ((v >>> 2) & 0x3333_3333);
+  return (((v + (v >>> 4)) & 0x0f0f_0f0f) * 0x0101_0101) >>> 24;
 }

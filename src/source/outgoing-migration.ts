@@ -433,12 +433,11 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     const times = await machine.pause();
     this.log.info({ times }, 'vCPUs stopped for the switchover');
     // Only a precopy leaves pages on the destination that the last run of the guest may have dirtied.
-    const lastDirty = this.pendingFinalRound || this.state.state === 'precopy-active' ? machine.fetchAndClearDirty() : [];
     if (this.pendingFinalRound) {
-      const finalRound = [...new Set([...this.pendingFinalRound, ...lastDirty])].sort((a, b) => a - b);
+      const finalRound = [...new Set([...this.pendingFinalRound, ...machine.fetchAndClearDirty()])].sort((a, b) => a - b);
       await server.sendPrecopy(finalRound);
     } else if (this.state.state === 'precopy-active') {
-      const runs = toRuns(lastDirty);
+      const runs = machine.fetchAndClearDirtyRuns();
       server.forget(runs);
       control.send({ type: 'discard', runs });
     }

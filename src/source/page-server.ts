@@ -156,9 +156,7 @@ export class PageServer {
 
   /** Pages sent earlier and dirtied since; the destination discards them, so they must go again. */
   forget(runs: readonly number[]): void {
-    for (let i = 0; i < runs.length; i += 2) {
-      for (let p = runs[i]; p < runs[i] + runs[i + 1]; p++) this.sent.clear(p);
-    }
+    for (let i = 0; i < runs.length; i += 2) this.sent.clearRange(runs[i], runs[i + 1]);
   }
 
   /**

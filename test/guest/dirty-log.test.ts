@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DirtyLog } from '../../src/guest/dirty-log.ts';
 import { Machine } from '../../src/guest/machine.ts';
@@ -69,5 +70,28 @@ describe('dirty log', () => {
     } finally {
       await machine.close();
     }
+  });
+});
+
+describe('dirty log runs', () => {
+  it('fetch-and-clear as runs covers exactly the marked pages, in ascending maximal runs, and clears them', () => {
+    fc.assert(
+      // One flag per page, so that long runs, gaps of one and word edges all come up.
+      fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 300 }), (flags) => {
+        const log = new DirtyLog(flags.length * 4096);
+        const pages = flags.flatMap((dirty, p) => (dirty ? [p] : []));
+        for (const p of pages) log.bytes[p] = 1;
+        const runs = log.fetchAndClearRuns();
+        const covered: number[] = [];
+        for (let i = 0; i < runs.length; i += 2) {
+          expect(runs[i + 1]).toBeGreaterThan(0);
+          // Maximal: a run never starts where the previous one ended.
+          if (i > 0) expect(runs[i]).toBeGreaterThan(runs[i - 2] + runs[i - 1]);
+          for (let p = runs[i]; p < runs[i] + runs[i + 1]; p++) covered.push(p);
+        }
+        expect(covered).toEqual(pages);
+        expect(log.count()).toBe(0);
+      }),
+    );
   });
 });

@@ -1,0 +1,106 @@
+// The source's interactive monitor, typed into on a real terminal: the source
+// runs under script(1), which gives it a pseudo-terminal, so it offers the
+// prompt exactly as it does to a person. The destination is a real process
+// too; nothing here fakes either side.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
+import { childGroup, reference } from './processes.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
+const PAGE = 4096;
+const CAP = 4 * 1024 * 1024;
+const BURST = PAGE_FRAME_HEADER_BYTES + 64 * PAGE;
+// The guest has written its whole working set once it prints "pass 1" (about
+// 2 million instructions in); the source stops it at INSTRUCTIONS and the
+// destination runs it no further, so its data pages come by the capped push.
+const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential write=50 passes=0 beat=1', '--ram', '32M'];
+const INSTRUCTIONS = '3000000';
+
+const haveScript = spawnSync('script', ['--version']).status === 0;
+if (!haveScript) console.log('monitor prompt tests skipped: they need script(1) from util-linux (Debian: bsdutils) for a pseudo-terminal');
+
+/** A `postcopy source` on a pseudo-terminal: what it prints, and a way to type. */
+class TerminalSource {
+  readonly process: ChildProcess;
+  private output = '';
+  private readonly watchers: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    const command = [process.execPath, BIN, 'source', ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+    this.process = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    this.process.stdout!.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString('latin1');
+      for (const w of [...this.watchers]) {
+        const m = this.output.match(w.pattern);
+        if (m) {
+          this.watchers.splice(this.watchers.indexOf(w), 1);
+          w.resolve(m);
+        }
+      }
+    });
+  }
+
+  /** Resolves once the terminal has shown `pattern` (anywhere in its output so far). */
+  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    const seen = this.output.match(pattern);
+    if (seen) return seen;
+    const exited = new Promise<never>((_resolve, reject) =>
+      this.process.once('exit', (code) => reject(new Error(`the source exited (code ${code}) before showing ${pattern}; it showed:\n${this.output.slice(-3000)}`))),
+    );
+    return Promise.race([new Promise<RegExpMatchArray>((resolve) => this.watchers.push({ pattern, resolve })), exited]);
+  }
+
+  /** Types a line and Enter, as a person would (raw mode: Enter is a carriage return). */
+  type(line: string): void {
+    this.process.stdin!.write(`${line}\r`);
+  }
+
+  exit(): Promise<number | null> {
+    if (this.process.exitCode !== null) return Promise.resolve(this.process.exitCode);
+    return new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
+  }
+
+  kill(): void {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGTERM');
+  }
+}
+
+describe.skipIf(!haveScript)('the source monitor prompt on a terminal', () => {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => {
+    for (const c of cleanups.splice(0)) c();
+  });
+
+  it('refuses a bad bandwidth and stays up, then migrates with the push capped, intact', async () => {
+    const group = childGroup();
+    cleanups.push(() => group.killAll());
+    const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', INSTRUCTIONS]);
+    const url = (await destination.waitFor('listening')).url as string;
+    const source = new TerminalSource([...GUEST, '--instructions', INSTRUCTIONS, '--listen', '127.0.0.1:0'], { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' });
+    cleanups.push(() => source.kill());
+    await source.waitFor(/\(postcopy\) /);
+    await source.waitFor(/memwork: pass 1 sum/);
+
+    source.type(`migrate ${url} --max-postcopy-bandwidth fast`);
+    await source.waitFor(/error: migrate: --max-postcopy-bandwidth: .*"fast" is not understood/);
+    source.type('info migrate');
+    await source.waitFor(/no migration yet/);
+
+    const typedAt = performance.now();
+    source.type(`migrate ${url} --mode postcopy --max-postcopy-bandwidth 4M`);
+    await source.waitFor(/migration started/);
+    const finished = await destination.waitFor('finished');
+    const elapsedMs = performance.now() - typedAt;
+    expect(await source.exit()).toBe(0);
+
+    const straight = await reference([...GUEST, '--instructions', INSTRUCTIONS]);
+    expect(finished.stateHash).toBe(straight.stateHash);
+    // Data pages that came by the push (placed counts zero pages too; requested pages are never capped).
+    const pushedBytes = ((finished.placedPages as number) - (finished.zeroPages as number) - (finished.postcopyRequests as number)) * PAGE;
+    expect(pushedBytes).toBeGreaterThan(16 * BURST);
+    // A lower bound only: a slow machine takes longer, never shorter.
+    expect(elapsedMs).toBeGreaterThanOrEqual((1000 * (pushedBytes - BURST)) / CAP);
+  });
+});

@@ -106,7 +106,7 @@ export class PagePlacer {
           continue;
         }
         this.region.discard(p * this.pageSize, present * this.pageSize);
-        for (let q = p; q < p + present; q++) this.received.clear(q);
+        this.received.clearRange(p, present);
         dropped += present;
         p += present;
       }

@@ -2,13 +2,10 @@
 // runs under script(1), which gives it a pseudo-terminal, so it offers the
 // prompt exactly as it does to a person. The destination is a real process
 // too; nothing here fakes either side.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
-import { childGroup, reference } from './processes.ts';
+import { childGroup, noTerminal, reference, TerminalPostcopy } from './processes.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
 const PAGE = 4096;
 const CAP = 4 * 1024 * 1024;
 const BURST = PAGE_FRAME_HEADER_BYTES + 64 * PAGE;
@@ -18,56 +15,7 @@ const BURST = PAGE_FRAME_HEADER_BYTES + 64 * PAGE;
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential write=50 passes=0 beat=1', '--ram', '32M'];
 const INSTRUCTIONS = '3000000';
 
-const haveScript = spawnSync('script', ['--version']).status === 0;
-if (!haveScript) console.log('monitor prompt tests skipped: they need script(1) from util-linux (Debian: bsdutils) for a pseudo-terminal');
-
-/** A `postcopy source` on a pseudo-terminal: what it prints, and a way to type. */
-class TerminalSource {
-  readonly process: ChildProcess;
-  private output = '';
-  private readonly watchers: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
-    const command = [process.execPath, BIN, 'source', ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-    this.process = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-    this.process.stdout!.on('data', (chunk: Buffer) => {
-      this.output += chunk.toString('latin1');
-      for (const w of [...this.watchers]) {
-        const m = this.output.match(w.pattern);
-        if (m) {
-          this.watchers.splice(this.watchers.indexOf(w), 1);
-          w.resolve(m);
-        }
-      }
-    });
-  }
-
-  /** Resolves once the terminal has shown `pattern` (anywhere in its output so far). */
-  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
-    const seen = this.output.match(pattern);
-    if (seen) return seen;
-    const exited = new Promise<never>((_resolve, reject) =>
-      this.process.once('exit', (code) => reject(new Error(`the source exited (code ${code}) before showing ${pattern}; it showed:\n${this.output.slice(-3000)}`))),
-    );
-    return Promise.race([new Promise<RegExpMatchArray>((resolve) => this.watchers.push({ pattern, resolve })), exited]);
-  }
-
-  /** Types a line and Enter, as a person would (raw mode: Enter is a carriage return). */
-  type(line: string): void {
-    this.process.stdin!.write(`${line}\r`);
-  }
-
-  exit(): Promise<number | null> {
-    if (this.process.exitCode !== null) return Promise.resolve(this.process.exitCode);
-    return new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
-  }
-
-  kill(): void {
-    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGTERM');
-  }
-}
-
-describe.skipIf(!haveScript)('the source monitor prompt on a terminal', () => {
+describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt on a terminal', () => {
   const cleanups: (() => void)[] = [];
   afterEach(() => {
     for (const c of cleanups.splice(0)) c();
@@ -78,7 +26,7 @@ describe.skipIf(!haveScript)('the source monitor prompt on a terminal', () => {
     cleanups.push(() => group.killAll());
     const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', INSTRUCTIONS]);
     const url = (await destination.waitFor('listening')).url as string;
-    const source = new TerminalSource([...GUEST, '--instructions', INSTRUCTIONS, '--listen', '127.0.0.1:0'], { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' });
+    const source = new TerminalPostcopy(['source', ...GUEST, '--instructions', INSTRUCTIONS, '--listen', '127.0.0.1:0'], { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' });
     cleanups.push(() => source.kill());
     await source.waitFor(/\(postcopy\) /);
     await source.waitFor(/memwork: pass 1 sum/);

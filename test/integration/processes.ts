@@ -1,6 +1,6 @@
 // Runs `postcopy` subcommands as real child processes for the integration
 // suites: nothing here fakes the other side of a migration.
-import { execFile } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
@@ -79,4 +79,68 @@ export async function expectMigratesIntact(
   const straight = await reference([...guest, '--instructions', instructions]);
   expect(finished.stateHash).toBe(straight.stateHash);
   expect(source.consoleText + second.consoleText).toBe(straight.console);
+}
+
+const haveScript = spawnSync('script', ['--version']).status === 0;
+
+/** True (and says why) when `suite` must be skipped: no script(1) here to give a child a pseudo-terminal. */
+export function noTerminal(suite: string): boolean {
+  if (!haveScript) console.log(`${suite} skipped: they need script(1) from util-linux (Debian: bsdutils) for a pseudo-terminal`);
+  return !haveScript;
+}
+
+/** A `postcopy` subcommand on a pseudo-terminal (under script(1)), as a person runs it: what it shows, and a way to type. */
+export class TerminalPostcopy {
+  readonly process: ChildProcess;
+  private output = '';
+  private readonly watchers: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+
+  constructor(
+    private readonly args: string[],
+    env: NodeJS.ProcessEnv,
+  ) {
+    const command = [process.execPath, BIN, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+    this.process = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    // UTF-8 across chunk boundaries: progress bars draw with multi-byte characters.
+    this.process.stdout!.setEncoding('utf8');
+    this.process.stdout!.on('data', (chunk: string) => {
+      this.output += chunk;
+      for (const w of [...this.watchers]) {
+        const m = this.output.match(w.pattern);
+        if (m) {
+          this.watchers.splice(this.watchers.indexOf(w), 1);
+          w.resolve(m);
+        }
+      }
+    });
+  }
+
+  /** Everything the terminal has shown so far. */
+  get shown(): string {
+    return this.output;
+  }
+
+  /** Resolves once the terminal has shown `pattern` (anywhere in its output so far). */
+  async waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    const seen = this.output.match(pattern);
+    if (seen) return seen;
+    const exited = new Promise<never>((_resolve, reject) =>
+      this.process.once('exit', (code) => reject(new Error(`postcopy ${this.args[0]} exited (code ${code}) before showing ${pattern}; it showed:\n${this.output.slice(-3000)}`))),
+    );
+    return Promise.race([new Promise<RegExpMatchArray>((resolve) => this.watchers.push({ pattern, resolve })), exited]);
+  }
+
+  /** Types a line and Enter, as a person would (raw mode: Enter is a carriage return). */
+  type(line: string): void {
+    this.process.stdin!.write(`${line}\r`);
+  }
+
+  exit(): Promise<number | null> {
+    if (this.process.exitCode !== null) return Promise.resolve(this.process.exitCode);
+    return new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
+  }
+
+  kill(): void {
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGTERM');
+  }
 }

@@ -1,4 +1,6 @@
 // A client for the source's JSON control endpoint (source/control-endpoint.ts).
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { PostcopyError } from '../errors.ts';
 import type { MigrateRequest } from '../source/monitor.ts';
 import type { MigrationInfo } from '../source/migration-info.ts';
@@ -30,19 +32,49 @@ export class ControlClient {
     return this.call('POST', '/quit');
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, this.baseUrl), {
-        method,
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new PostcopyError('CLI_ERR_CONTROL', `cannot reach the source's control endpoint at ${this.baseUrl}: ${(err as Error).cause ?? (err as Error).message}; is \`postcopy source\` running there?`, { cause: err });
+  // node:http rather than fetch: fetch refuses the ports browsers block
+  // (6000, 5060, 10080, ...), so a source listening on one was reported
+  // unreachable, and it gives up on a response after 300 s, which a
+  // migrationEnd() long poll outlasts on any long migration.
+  private call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const url = new URL(path, this.baseUrl);
+    const unreachable = (reason: string, cause?: unknown): PostcopyError =>
+      new PostcopyError('CLI_ERR_CONTROL', `cannot reach the source's control endpoint at ${this.baseUrl}: ${reason}; is \`postcopy source\` running there?`, { cause });
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      return Promise.reject(
+        new PostcopyError('CLI_ERR_CONTROL', `the source's control endpoint must be an http:// or https:// URL, got ${this.baseUrl} (e.g. http://127.0.0.1:4444)`),
+      );
     }
-    const json = (await res.json()) as { error?: { code: string; message: string } };
-    if (!res.ok) throw new PostcopyError(json.error?.code ?? 'CLI_ERR_CONTROL', json.error?.message ?? `HTTP ${res.status}`);
-    return json;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string | number> = { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' };
+    if (payload !== undefined) headers['content-length'] = Buffer.byteLength(payload);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (err) => reject(unreachable(err.message, err)));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: { error?: { code: string; message: string } } | null;
+          try {
+            json = JSON.parse(text) as typeof json;
+          } catch {
+            reject(
+              new PostcopyError(
+                'CLI_ERR_CONTROL',
+                `${this.baseUrl} answered HTTP ${res.statusCode} with something that is not JSON (${JSON.stringify(text.slice(0, 80))}); is it a postcopy source's control endpoint?`,
+              ),
+            );
+            return;
+          }
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status > 299) reject(new PostcopyError(json?.error?.code ?? 'CLI_ERR_CONTROL', json?.error?.message ?? `HTTP ${status}`));
+          else resolve(json);
+        });
+      });
+      req.on('error', (err) => reject(unreachable(err.message, err)));
+      req.end(payload);
+    });
   }
 }

@@ -1,6 +1,7 @@
 // The source's side of the handshake: opens control, then bulk and urgent,
 // to the destination's port, says hello on each and waits for welcome.
 import WebSocket from 'ws';
+import { PostcopyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MigrationChannel } from './channel.ts';
 import { ProtocolError, ProtocolStateError } from './errors.ts';
@@ -20,6 +21,25 @@ export interface ConnectOptions {
   readonly resume?: boolean;
   readonly state: MigrationStateMachine;
   readonly log: Logger;
+}
+
+/**
+ * Nothing answered as a postcopy destination at the URL: refused, unknown
+ * host, or an HTTP server that is not one (the source's own control port is
+ * the usual mix-up). ws's own words ("Unexpected server response: 401")
+ * named neither the address nor what to do.
+ */
+export class DestinationUnreachableError extends PostcopyError {
+  constructor(url: string, cause: Error) {
+    const http = /^Unexpected server response: (\d+)$/.exec(cause.message);
+    super(
+      'MIGRATE_ERR_CONNECT',
+      http
+        ? `${url} answered HTTP ${http[1]}, not a postcopy destination's WebSocket: give the address \`postcopy destination\` is listening on (ws://HOST:PORT)`
+        : `cannot connect to the destination at ${url}: ${cause.message}; is \`postcopy destination --listen HOST:PORT\` running there and reachable from this host?`,
+      { cause },
+    );
+  }
 }
 
 // RFC 6455 masking protects browsers' proxies from cache poisoning; this is
@@ -45,8 +65,12 @@ function connectChannel(kind: ChannelKind, options: ConnectOptions): Promise<Mig
       if (err) reject(err);
       else resolve(channel);
     };
-    ws.once('error', (err) => settle(err));
-    ws.once('open', () => channel.send({ type: 'hello', channel: kind, token, session, resume: options.resume ?? false, ...identity }));
+    let opened = false;
+    ws.once('error', (err) => settle(opened ? err : new DestinationUnreachableError(url, err)));
+    ws.once('open', () => {
+      opened = true;
+      channel.send({ type: 'hello', channel: kind, token, session, resume: options.resume ?? false, ...identity });
+    });
     channel.onMessage((message) => {
       if (message.type === 'error') {
         settle(errorFromPeer(message.code, message.message));

@@ -3,7 +3,9 @@ import { pack } from 'msgpackr';
 import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateSessionId, generateToken, tokensEqual } from '../../src/protocol/auth.ts';
-import { connectMigration } from '../../src/protocol/connect.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connectMigration, DestinationUnreachableError } from '../../src/protocol/connect.ts';
 import { ProtocolError } from '../../src/protocol/errors.ts';
 import { MigrationListener, type IncomingMigration } from '../../src/protocol/listener.ts';
 import type { MachineIdentity } from '../../src/protocol/messages.ts';
@@ -112,6 +114,30 @@ describe('migration handshake', () => {
     expect(error?.code).toBe('PROTO_ERR_MALFORMED');
     expect(channels.control.open).toBe(true);
     channels.control.close();
+  });
+
+  it('names the address and what to do when nothing there is a destination', async () => {
+    const closed = await MigrationListener.listen({ token, pageSize: 4096, expect: { vcpus: 2 }, state: new MigrationStateMachine(), log: sink.log });
+    const closedUrl = `ws://127.0.0.1:${closed.port}`;
+    await closed.close();
+    const refused = await connect({ url: closedUrl }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DestinationUnreachableError);
+    expect((refused as Error).message).toMatch(
+      new RegExp(`^cannot connect to the destination at ${closedUrl}: connect ECONNREFUSED .*; is \`postcopy destination --listen HOST:PORT\` running there`),
+    );
+    // An HTTP server that is not a destination, as the source's own control endpoint is.
+    const http = createServer((_req, res) => res.writeHead(401).end());
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const httpUrl = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
+      const notDestination = await connect({ url: httpUrl }).catch((e: unknown) => e);
+      expect(notDestination).toMatchObject({
+        code: 'MIGRATE_ERR_CONNECT',
+        message: `${httpUrl} answered HTTP 401, not a postcopy destination's WebSocket: give the address \`postcopy destination\` is listening on (ws://HOST:PORT)`,
+      });
+    } finally {
+      http.close();
+    }
   });
 
   it('compares tokens in constant time over any lengths', () => {

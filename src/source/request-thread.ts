@@ -61,8 +61,6 @@ export class RequestThread {
 
   constructor(private readonly log: Logger) {
     this.worker = startWorker(new URL('./request-worker.ts', import.meta.url), null, { name: 'page-requests' });
-    // Idle until it serves, it must not keep a source whose guest never migrates from exiting.
-    this.worker.unref();
     let loaded: () => void = () => undefined;
     this.loadedPromise = new Promise((resolve) => (loaded = resolve));
     this.rehearsedPromise = firstMessage(this.worker, 'rehearsed');
@@ -79,6 +77,11 @@ export class RequestThread {
       this.stopped?.();
       if (!this.stopping) this.failed(new MigrationFailedError(`the page-request thread exited with code ${code}`));
     });
+    // Idle until it serves, it must not keep a source whose guest never
+    // migrates from exiting. After the listeners: adding a 'message' listener
+    // refs the worker's port again, and an unref() before them kept `quit`
+    // and a powered-off guest's source running forever.
+    this.worker.unref();
   }
 
   /** Resolves once its modules are loaded (or it exited): from then on a request waits for nothing but the thread. */

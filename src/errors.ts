@@ -32,3 +32,22 @@ export function errnoOf(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+const LISTEN_ADVICE: Record<string, string> = {
+  EADDRINUSE: 'something else is listening there already (another postcopy source or destination?)',
+  EADDRNOTAVAIL: 'that address is not one of this host’s',
+  EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
+};
+
+/** A listening socket could not be opened; names the address, why, and what to do. */
+export class ListenError extends PostcopyError {
+  constructor(what: string, host: string, port: number, cause: unknown) {
+    const errno = errnoOf(cause);
+    const why = (errno && LISTEN_ADVICE[errno]) ?? (cause as Error).message;
+    super('CLI_ERR_LISTEN', `${what} cannot listen on ${host}:${port}: ${why}; pick another --listen HOST:PORT (port 0 takes any free one)`, {
+      errno,
+      syscall: 'listen',
+      cause,
+    });
+  }
+}

@@ -38,7 +38,11 @@ async function source(options: SourceOptions): Promise<void> {
   });
   machine.on('console', (bytes) => process.stdout.write(bytes));
   const monitor = new Monitor({ machine, token, stopAt, disk: options.disk, log });
-  const endpoint = await ControlEndpoint.listen(monitor, { ...options.listen, token, log });
+  const endpoint = await ControlEndpoint.listen(monitor, { ...options.listen, token, log }).catch(async (err: unknown) => {
+    // The machine's threads would keep the process up behind the error.
+    await machine.close();
+    throw err;
+  });
   machine.setStopAt(stopAt);
   await machine.start({ paused: options.paused === true });
   log.info({ control: endpoint.url, guest: options.guest, ramSize: options.ram, vcpus: options.vcpus }, 'guest running; control endpoint up');

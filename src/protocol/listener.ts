@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { ListenError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { tokensEqual } from './auth.ts';
 import { MigrationChannel } from './channel.ts';
@@ -74,7 +75,7 @@ export class MigrationListener {
         maxPayload: Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(options.pageSize)),
       });
       server.once('listening', () => resolve(new MigrationListener(server, options)));
-      server.once('error', reject);
+      server.once('error', (err) => reject(new ListenError('the destination', options.host ?? '127.0.0.1', options.port ?? 0, err)));
     });
   }
 

@@ -9,7 +9,7 @@
 //   POST /quit
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PostcopyError } from '../errors.ts';
+import { ListenError, PostcopyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { tokensEqual } from '../protocol/auth.ts';
 import type { MigrateRequest, Monitor } from './monitor.ts';
@@ -27,7 +27,7 @@ export class ControlEndpoint {
       });
     });
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => reject(new ListenError("the source's control endpoint", options.host, options.port, err)));
       server.listen(options.port, options.host, () => resolve(new ControlEndpoint(server)));
     });
   }

@@ -3,7 +3,7 @@
 // against endpoints that are not a source at all.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { childGroup } from './processes.ts';
 
@@ -19,11 +19,6 @@ function listen(server: Server, port: number): Promise<boolean> {
 }
 
 describe('the control client', () => {
-  const cleanups: (() => void)[] = [];
-  afterEach(() => {
-    for (const c of cleanups.splice(0)) c();
-  });
-
   it('reaches a source listening on a port that fetch() refuses', async () => {
     let port: number | undefined;
     for (const candidate of FETCH_BLOCKED_PORTS) {
@@ -40,7 +35,7 @@ describe('the control client', () => {
     }
     await expect(fetch(`http://127.0.0.1:${port}/info`)).rejects.toThrow();
     const group = childGroup();
-    cleanups.push(() => group.killAll());
+    onTestFinished(() => group.killAll());
     const source = group.spawn('source', ['source', '--guest', 'life', '--ram', '16M', '--paused', '--listen', `127.0.0.1:${port}`]);
     expect((await source.waitFor('listening')).control).toBe(`http://127.0.0.1:${port}`);
     const client = new ControlClient(`http://127.0.0.1:${port}`, group.token);
@@ -51,7 +46,7 @@ describe('the control client', () => {
   it('says so when the endpoint answers something that is not JSON, or the URL is not http', async () => {
     const server = createServer((_req, res) => res.end('<html>not a source</html>'));
     await listen(server, 0);
-    cleanups.push(() => server.close());
+    onTestFinished(() => void server.close());
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await expect(new ControlClient(url, 't').infoMigrate()).rejects.toMatchObject({
       code: 'CLI_ERR_CONTROL',

@@ -2,7 +2,7 @@
 // destination (three real processes): on a terminal it draws a progress bar
 // and prints the final figures; a wrong token or a source that is not there
 // is refused with what to do, and leaves the source's guest untouched.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { childGroup, noTerminal, postcopy, reference, TerminalPostcopy } from './processes.ts';
 
 // Written all over its 8 MiB working set by 3 million instructions, so the
@@ -12,14 +12,9 @@ const INSTRUCTIONS = '3000000';
 const END = '3100000';
 
 describe.skipIf(noTerminal('postcopy migrate terminal tests'))('postcopy migrate', () => {
-  const cleanups: (() => void)[] = [];
-  afterEach(() => {
-    for (const c of cleanups.splice(0)) c();
-  });
-
   it('refuses a wrong token and an absent source, then follows the migration with a progress bar to an intact guest', async () => {
     const group = childGroup();
-    cleanups.push(() => group.killAll());
+    onTestFinished(() => group.killAll());
     const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', END]);
     const source = group.spawn('source', ['source', ...GUEST, '--instructions', END, '--paused', '--listen', '127.0.0.1:0']);
     const to = (await destination.waitFor('listening')).url as string;
@@ -36,7 +31,7 @@ describe.skipIf(noTerminal('postcopy migrate terminal tests'))('postcopy migrate
       ['migrate', '--source', control, '--to', to, '--after-instructions', INSTRUCTIONS, '--max-postcopy-bandwidth', '8M'],
       { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' },
     );
-    cleanups.push(() => terminal.kill());
+    onTestFinished(() => terminal.kill());
     expect(await terminal.exit()).toBe(0);
     expect(terminal.shown).toMatch(/migrating \[[█░]+\] \d+% \| postcopy-active \| \d+\/8192 pages/);
     expect(terminal.shown).toMatch(/Migration status: completed \(postcopy\)/);

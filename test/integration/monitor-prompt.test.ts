@@ -2,7 +2,7 @@
 // runs under script(1), which gives it a pseudo-terminal, so it offers the
 // prompt exactly as it does to a person. The destination is a real process
 // too; nothing here fakes either side.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
 import { childGroup, noTerminal, reference, TerminalPostcopy } from './processes.ts';
 
@@ -16,18 +16,13 @@ const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential 
 const INSTRUCTIONS = '3000000';
 
 describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt on a terminal', () => {
-  const cleanups: (() => void)[] = [];
-  afterEach(() => {
-    for (const c of cleanups.splice(0)) c();
-  });
-
   it('refuses a bad bandwidth and stays up, then migrates with the push capped, intact', async () => {
     const group = childGroup();
-    cleanups.push(() => group.killAll());
+    onTestFinished(() => group.killAll());
     const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', INSTRUCTIONS]);
     const url = (await destination.waitFor('listening')).url as string;
     const source = new TerminalPostcopy(['source', ...GUEST, '--instructions', INSTRUCTIONS, '--listen', '127.0.0.1:0'], { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' });
-    cleanups.push(() => source.kill());
+    onTestFinished(() => source.kill());
     await source.waitFor(/\(postcopy\) /);
     await source.waitFor(/memwork: pass 1 sum/);
 

@@ -5,19 +5,14 @@
 // crashed both with a stack trace, or left the source hanging.)
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { childGroup, postcopy } from './processes.ts';
 
 describe('source and destination process lifetime', () => {
-  const cleanups: (() => void)[] = [];
-  afterEach(() => {
-    for (const c of cleanups.splice(0)) c();
-  });
-
   it('a source exits after `quit`', async () => {
     const group = childGroup();
-    cleanups.push(() => group.killAll());
+    onTestFinished(() => group.killAll());
     const source = group.spawn('source', ['source', '--guest', 'memwork', '--guest-args', 'passes=0 wss=1M', '--ram', '16M', '--listen', '127.0.0.1:0']);
     const control = (await source.waitFor('listening')).control as string;
     await new ControlClient(control, group.token).quit();
@@ -26,7 +21,7 @@ describe('source and destination process lifetime', () => {
 
   it('a source whose guest powers off exits with the guest’s exit code', async () => {
     const group = childGroup();
-    cleanups.push(() => group.killAll());
+    onTestFinished(() => group.killAll());
     const source = group.spawn('source', ['source', '--guest', 'life', '--ram', '16M', '--listen', '127.0.0.1:0']);
     const finished = await source.waitFor('finished');
     expect(await source.exit()).toBe(finished.exitCode);
@@ -35,7 +30,7 @@ describe('source and destination process lifetime', () => {
   it('a source or destination that cannot listen says where and why, and exits', async () => {
     const taken: Server = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => taken.close());
+    onTestFinished(() => void taken.close());
     const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
     const env = { POSTCOPY_TOKEN: 'a'.repeat(32) };
     const [source, destination] = await Promise.all([

@@ -3,11 +3,10 @@
 // and prints the final figures; a wrong token or a source that is not there
 // is refused with what to do, and leaves the source's guest untouched.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { childGroup, noTerminal, postcopy, reference, TerminalPostcopy } from './processes.ts';
+import { childGroup, noTerminal, postcopy, reference, TerminalPostcopy, WRITTEN_8M_GUEST } from './processes.ts';
 
-// Written all over its 8 MiB working set by 3 million instructions, so the
-// push has data pages to move (at 8 MiB/s: about a second of progress bar).
-const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential write=50 passes=0 beat=1', '--ram', '32M'];
+// Migrated at INSTRUCTIONS, after its working set is written, so the push has data pages to
+// move (at 8 MiB/s: about a second of progress bar).
 const INSTRUCTIONS = '3000000';
 const END = '3100000';
 
@@ -16,7 +15,7 @@ describe.skipIf(noTerminal('postcopy migrate terminal tests'))('postcopy migrate
     const group = childGroup();
     onTestFinished(() => group.killAll());
     const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', END]);
-    const source = group.spawn('source', ['source', ...GUEST, '--instructions', END, '--paused', '--listen', '127.0.0.1:0']);
+    const source = group.spawn('source', ['source', ...WRITTEN_8M_GUEST, '--instructions', END, '--paused', '--listen', '127.0.0.1:0']);
     const to = (await destination.waitFor('listening')).url as string;
     const control = (await source.waitFor('listening')).control as string;
 
@@ -38,7 +37,7 @@ describe.skipIf(noTerminal('postcopy migrate terminal tests'))('postcopy migrate
     expect(terminal.shown).toMatch(/remaining: 0 of 8192 pages/);
 
     const finished = await destination.waitFor('finished');
-    const straight = await reference([...GUEST, '--instructions', END]);
+    const straight = await reference([...WRITTEN_8M_GUEST, '--instructions', END]);
     expect(finished.stateHash).toBe(straight.stateHash);
     expect(source.consoleText + destination.consoleText).toBe(straight.console);
   });

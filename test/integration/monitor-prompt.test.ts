@@ -4,15 +4,14 @@
 // too; nothing here fakes either side.
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
-import { childGroup, noTerminal, reference, TerminalPostcopy } from './processes.ts';
+import { childGroup, noTerminal, reference, TerminalPostcopy, WRITTEN_8M_GUEST } from './processes.ts';
 
 const PAGE = 4096;
 const CAP = 4 * 1024 * 1024;
 const BURST = PAGE_FRAME_HEADER_BYTES + 64 * PAGE;
-// The guest has written its whole working set once it prints "pass 1" (about
-// 2 million instructions in); the source stops it at INSTRUCTIONS and the
-// destination runs it no further, so its data pages come by the capped push.
-const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential write=50 passes=0 beat=1', '--ram', '32M'];
+// The source stops the guest at INSTRUCTIONS, after it wrote its working set
+// ("pass 1"), and the destination runs it no further, so its data pages come
+// by the capped push.
 const INSTRUCTIONS = '3000000';
 
 describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt on a terminal', () => {
@@ -21,7 +20,7 @@ describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt o
     onTestFinished(() => group.killAll());
     const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', INSTRUCTIONS]);
     const url = (await destination.waitFor('listening')).url as string;
-    const source = new TerminalPostcopy(['source', ...GUEST, '--instructions', INSTRUCTIONS, '--listen', '127.0.0.1:0'], { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' });
+    const source = new TerminalPostcopy(['source', ...WRITTEN_8M_GUEST, '--instructions', INSTRUCTIONS, '--listen', '127.0.0.1:0'], { POSTCOPY_TOKEN: group.token, POSTCOPY_LOG: 'warn' });
     onTestFinished(() => source.kill());
     await source.waitFor(/\(postcopy\) /);
     await source.waitFor(/memwork: pass 1 sum/);
@@ -38,7 +37,7 @@ describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt o
     const elapsedMs = performance.now() - typedAt;
     expect(await source.exit()).toBe(0);
 
-    const straight = await reference([...GUEST, '--instructions', INSTRUCTIONS]);
+    const straight = await reference([...WRITTEN_8M_GUEST, '--instructions', INSTRUCTIONS]);
     expect(finished.stateHash).toBe(straight.stateHash);
     // Data pages that came by the push (placed counts zero pages too; requested pages are never capped).
     const pushedBytes = ((finished.placedPages as number) - (finished.zeroPages as number) - (finished.postcopyRequests as number)) * PAGE;

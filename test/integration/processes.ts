@@ -12,6 +12,13 @@ import { generateToken } from '../../src/protocol/auth.ts';
 const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
 const run = promisify(execFile);
 
+/**
+ * A memwork guest that has written all of its 8 MiB working set once it
+ * prints "memwork: pass 1" (about 2 million instructions in), so a migration
+ * a little later has data pages for the push to carry.
+ */
+export const WRITTEN_8M_GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential write=50 passes=0 beat=1', '--ram', '32M'];
+
 export interface CommandResult {
   stdout: string;
   stderr: string;

@@ -49,14 +49,19 @@ function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
 
+/** A source's WebSocket to one channel path of a destination (or of the push rehearsal's sink). */
+export function sourceWebSocket(url: string, kind: ChannelKind): WebSocket {
+  return new WebSocket(`${url.replace(/\/+$/, '')}/${kind}`, {
+    perMessageDeflate: false,
+    maxPayload: MAX_CONTROL_BYTES,
+    generateMask: zeroMask,
+  });
+}
+
 function connectChannel(kind: ChannelKind, options: ConnectOptions): Promise<MigrationChannel> {
   const { url, token, session, identity, state, log } = options;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url.replace(/\/+$/, '')}/${kind}`, {
-      perMessageDeflate: false,
-      maxPayload: MAX_CONTROL_BYTES,
-      generateMask: zeroMask,
-    });
+    const ws = sourceWebSocket(url, kind);
     const channel = new MigrationChannel(ws, { kind, role: 'source', state: () => state.state, log });
     let settled = false;
     const settle = (err: ProtocolError | Error | undefined): void => {

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { MigrationCancelledError, MonitorCommandError } from './errors.ts';
 import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from './migration-info.ts';
 import { OutgoingMigration } from './outgoing-migration.ts';
+import { startPushRehearsal } from './push-rehearsal.ts';
 import { RequestThread } from './request-thread.ts';
 
 export interface MigrateRequest {
@@ -47,6 +48,8 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   private migration: OutgoingMigration | undefined;
   /** Started ahead of the migration that will use it up: its modules take a while to load. */
   private requests: RequestThread | undefined;
+  /** The push's rehearsal (push-rehearsal.ts) while it runs; a migration starting, or quit, ends it. */
+  private readonly pushRehearsal: AbortController;
   private last: MigrationInfo | undefined;
   private migratedAway = false;
   private endWaiters: ((info: MigrationInfo) => void)[] = [];
@@ -54,6 +57,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   constructor(private readonly options: MonitorOptions) {
     super();
     this.requests = new RequestThread(options.log);
+    this.pushRehearsal = startPushRehearsal(options.log);
   }
 
   /** `migrate URL`: starts a migration in the background; its progress is `info migrate`. */
@@ -129,6 +133,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   }
 
   quit(): void {
+    this.pushRehearsal.abort();
     this.emit('quit');
   }
 
@@ -140,6 +145,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
         // Precopy copies a running guest; postcopy stops it at once anyway.
         if (migration.info().mode !== 'postcopy') machine.setStopAt(stopAt);
       }
+      this.pushRehearsal.abort();
       await migration.run();
       this.migratedAway = true;
       await machine.close();

@@ -10,7 +10,9 @@
 // A scratch region goes through a real PageServer, MigrationChannel and ws
 // socket to a sink on loopback, in runs of every length a push meets: short
 // ones cut by zero pages and by pages the destination already holds, and
-// full 64-page frames. The sink decodes what it reads and counts the pages,
+// full 64-page frames; with a window that fills, and a cursor that requests
+// move. Whatever the rehearsal never did, V8 compiled without, and threw the
+// code away (deoptimized) the first time a migration did it. The sink decodes what it reads and counts the pages,
 // so a rehearsal also says whether every page arrived. A `migrate` ends it
 // at once: real work comes first.
 import { once } from 'node:events';
@@ -25,12 +27,17 @@ import type { PageFrame } from '../protocol/messages.ts';
 import { decodePageFrame, maxPageFrameBytes } from '../protocol/page-frame.ts';
 import { PAGE_SIZE } from '../uffd/pages.ts';
 import { allocateRegion, type GuestRegion } from '../uffd/region.ts';
+import { CursorHint } from './cursor-hint.ts';
 import { PageServer } from './page-server.ts';
 
 // Half in short runs, half in full frames; 8 rounds push about 3,000 frames,
 // past the point where V8 has optimized the push (its first frames never ran slower).
 const SCRATCH_PAGES = 2048;
 export const PUSH_REHEARSAL_ROUNDS = 8;
+// A window this small fills often, so the push also rehearses waiting for the socket.
+const REHEARSAL_WINDOW_BYTES = 256 * 1024;
+// How often the sink plays a page request (it moves the push's cursor).
+const HINT_EVERY_FRAMES = 16;
 // How long the sink may take to read the last round once it is all sent (it takes milliseconds).
 const DELIVERY_WAIT_MS = 2000;
 // Any plausible guest layout: the channel checks page indices against it.
@@ -142,14 +149,25 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
     await Promise.race([once(ws, 'open'), aborted(signal)]);
     const channel = new MigrationChannel(ws, { kind: 'bulk', role: 'source', state: () => 'postcopy-active', log });
     channel.established({ pageSize: PAGE_SIZE, ramBase: SCRATCH_RAM_BASE, ramSize: region.length });
-    server = new PageServer({ ram: region.bytes(), ramAddress: region.address, pageSize: PAGE_SIZE, log });
-    server.attach({ control: channel, bulk: channel });
     const held = heldPages();
     const none = new PageBitmap(SCRATCH_PAGES);
     while (rounds < PUSH_REHEARSAL_ROUNDS && !signal.aborted) {
+      // A page server per round, as each migration has its own: V8 makes a
+      // field "const" until a second object of its shape is built, and then
+      // throws away all code compiled on that promise. Built once here, the
+      // migration's own server did that to the whole rehearsed push.
+      server?.stop();
+      const push = new PageServer({ ram: region.bytes(), ramAddress: region.address, pageSize: PAGE_SIZE, highWaterMark: REHEARSAL_WINDOW_BYTES, log });
+      server = push;
+      push.attach({ control: channel, bulk: channel });
+      // As requested pages do, moving the push's cursor so its scan wraps around.
+      const hint = CursorHint.attach(push.requestShare.cursor);
+      let frames = 0;
+      sink.onFrame = () => {
+        if (++frames % HINT_EVERY_FRAMES === 0) hint.set((frames * 97) % SCRATCH_PAGES);
+      };
       const holding = rounds % 2 === 0 ? held : none;
-      server.markReceived(holding);
-      const push = server;
+      push.markReceived(holding);
       await Promise.race([new Promise<void>((resolve) => push.startPush(resolve)), aborted(signal)]);
       if (signal.aborted) break;
       pagesPushed += SCRATCH_PAGES - holding.count;

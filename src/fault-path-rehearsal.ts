@@ -30,6 +30,7 @@ import { MAX_CONTROL_BYTES } from './protocol/version.ts';
 import { PollLoop } from './poll-loop.ts';
 import { CursorHint } from './source/cursor-hint.ts';
 import { FrameSender } from './source/frame-sender.ts';
+import { SendWindow } from './source/send-window.ts';
 import { TransferCounters } from './source/transfer-counters.ts';
 import { UrgentQueue } from './source/urgent-queue.ts';
 import { loadNative } from './uffd/native.ts';
@@ -44,6 +45,11 @@ export const REHEARSAL_ROUND_TRIPS = 3000;
 // objects, the fault path was deoptimized by the migration's own, at its
 // first faults, and compiled again on the helper threads it needed.
 const REHEARSAL_PASSES = 3;
+// After each pass's round trips, laps of frames as the bulk push sends them
+// (a bulk thread rehearses too, and otherwise met its first multi-page frame
+// in a migration): runs of 1 to 32 pages, the last 32 zero pages in one run.
+const BULK_RUNS = [1, 2, 5, 8, 16, 32];
+const BULK_LAPS = 50;
 const SCRATCH_PAGES = 64;
 // Any plausible guest layout: the channels check page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
@@ -201,8 +207,10 @@ async function rehearse(
         ),
     ),
   );
+  let lapPlaced: (() => void) | undefined;
   placer.onPlaced(() => {
-    if (waiting && received.has(waiting.page)) waiting.resolve();
+    if (waiting && waiting.page >= 0 && received.has(waiting.page)) waiting.resolve();
+    if (lapPlaced && received.count === SCRATCH_PAGES) lapPlaced();
   });
   // One timer for the whole rehearsal, re-armed per round trip: nothing allocated per fault.
   const stall = setTimeout(() => waiting?.reject(new RehearsalStalledError(done, stallMs)), stallMs);
@@ -224,14 +232,34 @@ async function rehearse(
     }
     waiting = undefined;
     // Only pages placed in this pass: reading a missing one would put this thread to sleep on itself.
-    const placedBytes = region.bytes();
-    for (let p = 0; p < pass; p++) {
-      const at = p * pageSize;
-      if (!received.has(p) || Buffer.compare(placedBytes.subarray(at, at + pageSize), ram.subarray(at, at + pageSize)) !== 0) {
-        return { done, verified: false };
+    if (!samePages(region.bytes(), ram, received, pass, pageSize)) return { done, verified: false };
+    if (done < to) return { done, verified: true };
+
+    // The bulk thread's part: the whole region in runs of every length up
+    // to a full frame, data and zero, lap after lap over the emptied region.
+    const bulkRam = new Uint8Array(length);
+    for (let p = 0; p < SCRATCH_PAGES / 2; p++) bulkRam.fill(p + 7, p * pageSize, (p + 1) * pageSize);
+    const bulk = new FrameSender({ ram: bulkRam, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
+    const window = new SendWindow(source, 4 * 1024 * 1024);
+    for (let lap = 0; lap < BULK_LAPS && !interrupted(); lap++) {
+      region.discard(0, length);
+      received.clearAll();
+      // No page of its own to wait for (-1); the stall timer still ends a lap that never completes.
+      const placedAll = new Promise<void>((resolve, reject) => {
+        lapPlaced = resolve;
+        waiting = { page: -1, resolve, reject };
+      });
+      let start = 0;
+      for (const run of BULK_RUNS) {
+        bulk.send(window, start, run, start >= SCRATCH_PAGES / 2, false);
+        start += run;
       }
+      await placedAll;
+      stall.refresh();
     }
-    return { done, verified: true };
+    lapPlaced = undefined;
+    waiting = undefined;
+    return { done, verified: received.count < SCRATCH_PAGES || samePages(region.bytes(), bulkRam, received, SCRATCH_PAGES, pageSize) };
   } finally {
     clearTimeout(stall);
     waiting = undefined;
@@ -239,6 +267,15 @@ async function rehearse(
     destination.close();
     await closed;
   }
+}
+
+/** Whether the first `pages` pages were placed and hold what `sent` holds. */
+function samePages(placed: Uint8Array, sent: Uint8Array, received: PageBitmap, pages: number, pageSize: number): boolean {
+  for (let p = 0; p < pages; p++) {
+    const at = p * pageSize;
+    if (!received.has(p) || Buffer.compare(placed.subarray(at, at + pageSize), sent.subarray(at, at + pageSize)) !== 0) return false;
+  }
+  return true;
 }
 
 /**

@@ -32,6 +32,14 @@ describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
     expect(result).toMatchObject({ roundTrips: 20, verified: true });
   });
 
+  it('checks what the round trips placed when it is interrupted before its bulk laps', async () => {
+    const { log } = memoryLog('warn');
+    let asked = 0;
+    // 64 round trips fill the scratch region; the next question comes before the first bulk lap.
+    const result = await rehearseFaultPath(log, { roundTrips: 192, interrupted: () => ++asked > 64 });
+    expect(result).toMatchObject({ roundTrips: 64, verified: true });
+  });
+
   it('closes its sockets and its userfaultfd', async () => {
     const { log } = memoryLog('warn');
     await rehearseFaultPath(log, { roundTrips: 10 });

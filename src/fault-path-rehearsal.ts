@@ -50,6 +50,8 @@ const REHEARSAL_PASSES = 3;
 // in a migration): runs of 1 to 32 pages, the last 32 zero pages in one run.
 const BULK_RUNS = [1, 2, 5, 8, 16, 32];
 const BULK_LAPS = 50;
+// What a bulk lap waits for: every page of the scratch region, not one page.
+const WHOLE_REGION = -1;
 const SCRATCH_PAGES = 64;
 // Any plausible guest layout: the channels check page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
@@ -207,10 +209,8 @@ async function rehearse(
         ),
     ),
   );
-  let lapPlaced: (() => void) | undefined;
   placer.onPlaced(() => {
-    if (waiting && waiting.page >= 0 && received.has(waiting.page)) waiting.resolve();
-    if (lapPlaced && received.count === SCRATCH_PAGES) lapPlaced();
+    if (waiting && (waiting.page === WHOLE_REGION ? received.count === SCRATCH_PAGES : received.has(waiting.page))) waiting.resolve();
   });
   // One timer for the whole rehearsal, re-armed per round trip: nothing allocated per fault.
   const stall = setTimeout(() => waiting?.reject(new RehearsalStalledError(done, stallMs)), stallMs);
@@ -245,11 +245,7 @@ async function rehearse(
     for (; laps < BULK_LAPS && !interrupted(); laps++) {
       region.discard(0, length);
       received.clearAll();
-      // No page of its own to wait for (-1); the stall timer still ends a lap that never completes.
-      const placedAll = new Promise<void>((resolve, reject) => {
-        lapPlaced = resolve;
-        waiting = { page: -1, resolve, reject };
-      });
+      const placedAll = new Promise<void>((resolve, reject) => (waiting = { page: WHOLE_REGION, resolve, reject }));
       let start = 0;
       for (const run of BULK_RUNS) {
         bulk.send(window, start, run, start >= SCRATCH_PAGES / 2, false);
@@ -258,7 +254,6 @@ async function rehearse(
       await placedAll;
       stall.refresh();
     }
-    lapPlaced = undefined;
     waiting = undefined;
     // Interrupted before its first lap, the region still holds the round trips' pages, checked above.
     return { done, verified: laps === 0 || samePages(region.bytes(), bulkRam, received, SCRATCH_PAGES, pageSize) };

@@ -145,8 +145,10 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
   try {
     region = allocateRegion(SCRATCH_PAGES * PAGE_SIZE, 'kernel');
     fillScratch(region.bytes());
+    // One promise for every wait below: a listener per wait would pile up on the signal.
+    const stopped = aborted(signal);
     ws = sourceWebSocket(sink.url, 'bulk');
-    await Promise.race([once(ws, 'open'), aborted(signal)]);
+    await Promise.race([once(ws, 'open'), stopped]);
     const channel = new MigrationChannel(ws, { kind: 'bulk', role: 'source', state: () => 'postcopy-active', log });
     channel.established({ pageSize: PAGE_SIZE, ramBase: SCRATCH_RAM_BASE, ramSize: region.length });
     const held = heldPages();
@@ -168,7 +170,7 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
       };
       const holding = rounds % 2 === 0 ? held : none;
       push.markReceived(holding);
-      await Promise.race([new Promise<void>((resolve) => push.startPush(resolve)), aborted(signal)]);
+      await Promise.race([new Promise<void>((resolve) => push.startPush(resolve)), stopped]);
       if (signal.aborted) break;
       pagesPushed += SCRATCH_PAGES - holding.count;
       rounds++;
@@ -176,7 +178,7 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
     // Bounded: pages that never arrive (a bug) must not hold the sockets open for good.
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, DELIVERY_WAIT_MS)));
-    await Promise.race([received(sink, pagesPushed, ws), aborted(signal), late]);
+    await Promise.race([received(sink, pagesPushed, ws), stopped, late]);
     clearTimeout(timer);
   } finally {
     server?.stop();

@@ -22,6 +22,7 @@ import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import type { LatencySummary } from './fault-stats.ts';
 import { SharedMigrationState } from '../protocol/shared-state.ts';
+import { rehearseHandshake } from '../protocol/handshake-rehearsal.ts';
 import { FaultThread } from './fault-thread.ts';
 import { IncomingPages } from './incoming-pages.ts';
 
@@ -75,6 +76,8 @@ export class IncomingGuest extends EventEmitter<Events> {
   // the background push, the software backend's are served here.
   private readonly faultThread: FaultThread;
   private readonly bulkThread: FaultThread;
+  /** Resolves once the first upgrade's code is warm (or the rehearsal gave up). */
+  private readonly handshakeRehearsal: Promise<number>;
   private threadServes = false;
   private machineRef: Machine | undefined;
   /** The guest was started here (postcopy-run, or a resume that stood in for it). */
@@ -101,6 +104,7 @@ export class IncomingGuest extends EventEmitter<Events> {
     this.bulkThread = new FaultThread(this.log, 'bulk');
     this.state.onChange((_from, to) => this.emit('state', to));
     listener.onMigration((m) => this.accept(m));
+    this.handshakeRehearsal = rehearseHandshake(this.log);
   }
 
   static async listen(options: IncomingGuestOptions): Promise<IncomingGuest> {
@@ -157,6 +161,7 @@ export class IncomingGuest extends EventEmitter<Events> {
 
   async close(): Promise<void> {
     clearTimeout(this.stateless);
+    await this.handshakeRehearsal;
     await this.listener.close();
     await this.machineRef?.close();
     await this.vcpuPool.close();

@@ -1,7 +1,7 @@
 // The destination rehearses accepting a migration before one arrives, as the
 // source rehearses its push (source/push-rehearsal.ts) and the page threads
 // the fault path (fault-path-rehearsal.ts). Cold, the first WebSocket upgrade
-// a destination served took 15-28 ms from the source's connect to the
+// a destination served took 17-28 ms from the source's connect to the
 // listener's 'connection' (Node's HTTP server, ws's upgrade, the handshake
 // codecs, all compiled on first use), against 2-3 ms for the two channels
 // right behind it; and a migration's setup waits for all three.

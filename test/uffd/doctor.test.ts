@@ -11,8 +11,20 @@ import type { DoctorReport, PathReport } from '../../src/uffd/probe.ts';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
 
-function postcopy(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, ['bin/postcopy.js', ...args], { cwd: root, env: { ...process.env, POSTCOPY_LOG: 'silent' } });
+// A failure names how the doctor ended (exit code or signal) and what it
+// printed: once in CI it failed after 17.7 s with an empty stderr, which said nothing.
+async function postcopy(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const started = performance.now();
+  try {
+    return await run(process.execPath, ['bin/postcopy.js', ...args], { cwd: root, env: { ...process.env, POSTCOPY_LOG: 'silent' } });
+  } catch (err) {
+    const e = err as Error & { code?: number | string; signal?: string | null; stdout?: string; stderr?: string };
+    const took = ((performance.now() - started) / 1000).toFixed(1);
+    throw new Error(
+      `postcopy ${args.join(' ')} ended with ${e.signal ? `signal ${e.signal}` : `exit code ${e.code}`} after ${took} s\nstderr: ${e.stderr || '(empty)'}\nstdout: ${(e.stdout ?? '').slice(0, 2000) || '(empty)'}`,
+      { cause: err },
+    );
+  }
 }
 
 function deviceReadWrite(): boolean {

@@ -11,6 +11,7 @@
 // the real connectMigration: hello, identity checks, welcome. Nothing of it
 // reaches the destination's own listener or state.
 import type { Logger } from '../log.ts';
+import { PAGE_SIZE } from '../uffd/pages.ts';
 import { generateSessionId, generateToken } from './auth.ts';
 import { connectMigration } from './connect.ts';
 import type { ChannelSet } from './listener.ts';
@@ -23,7 +24,7 @@ export const HANDSHAKE_REHEARSAL_ROUNDS = 3;
 const ROUND_TIMEOUT_MS = 2_000;
 
 const REHEARSAL_IDENTITY: MachineIdentity = {
-  pageSize: 4096,
+  pageSize: PAGE_SIZE,
   ramBase: 0x8000_0000,
   ramSize: 1 << 20,
   vcpus: 1,

@@ -12,9 +12,10 @@
 // ones cut by zero pages and by pages the destination already holds, and
 // full 64-page frames; with a window that fills, and a cursor that requests
 // move. Whatever the rehearsal never did, V8 compiled without, and threw the
-// code away (deoptimized) the first time a migration did it. The sink decodes what it reads and counts the pages,
-// so a rehearsal also says whether every page arrived. A `migrate` ends it
-// at once: real work comes first.
+// code away (deoptimized) the first time a migration did it. The sink
+// decodes what it reads and counts the pages, so a rehearsal also says
+// whether every page arrived. A `migrate` ends it at once: real work comes
+// first.
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type WebSocket from 'ws';

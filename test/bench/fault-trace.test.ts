@@ -11,21 +11,21 @@ import { bucketValue, percentilesOfBuckets, startFaultTrace } from '../../bench/
 const FAULTS = 300;
 
 describe('fault-trace histograms', () => {
-  it('read each bucket as its midpoint: 5 µs wide below 1 ms, 50 µs to 10 ms, 500 µs to 100 ms', () => {
-    expect(bucketValue(0, 9)).toBe(2.5);
-    expect(bucketValue(199, 9999)).toBe(997.5);
-    expect(bucketValue(200, 9999)).toBe(1025);
-    expect(bucketValue(379, 99999)).toBe(9975);
-    expect(bucketValue(380, 99999)).toBe(10250);
-    expect(bucketValue(559, 99999)).toBe(99750);
-    expect(bucketValue(560, 123456)).toBe(123456);
+  it('read each bucket as its midpoint: 1 µs wide below 1 ms, 10 µs to 10 ms, 500 µs to 100 ms', () => {
+    expect(bucketValue(0, 9)).toBe(0.5);
+    expect(bucketValue(999, 9999)).toBe(999.5);
+    expect(bucketValue(1000, 9999)).toBe(1005);
+    expect(bucketValue(1899, 99999)).toBe(9995);
+    expect(bucketValue(1900, 99999)).toBe(10250);
+    expect(bucketValue(2079, 99999)).toBe(99750);
+    expect(bucketValue(2080, 123456)).toBe(123456);
   });
 
   it('take nearest-rank percentiles over the counts, never above the exact max', () => {
-    // 98 faults in [100, 105) µs, one in [1000, 1050), one at 20 ms exactly.
-    const counts = new Map([[20, 98], [200, 1], [418, 1]]);
-    expect(percentilesOfBuckets(counts, 20_000)).toEqual({ p50: 102.5, p90: 102.5, p99: 1025, max: 20_000 });
-    expect(percentilesOfBuckets(new Map([[20, 1]]), 101)).toEqual({ p50: 101, p90: 101, p99: 101, max: 101 });
+    // 98 faults in [100, 101) µs, one in [1000, 1010), one at 20 ms exactly.
+    const counts = new Map([[100, 98], [1000, 1], [1920, 1]]);
+    expect(percentilesOfBuckets(counts, 20_000)).toEqual({ p50: 100.5, p90: 100.5, p99: 1005, max: 20_000 });
+    expect(percentilesOfBuckets(new Map([[100, 1]]), 100.2)).toEqual({ p50: 100.2, p90: 100.2, p99: 100.2, max: 100.2 });
     expect(percentilesOfBuckets(new Map(), 0)).toEqual({ p50: 0, p90: 0, p99: 0, max: 0 });
   });
 });

@@ -1,9 +1,11 @@
 // A page thread rehearses the fault path before any migration needs it:
 // fault → page-request → answer → UFFDIO_COPY / UFFDIO_ZEROPAGE, a few
-// thousand times, through the very objects a migration uses (FaultHandler,
-// UrgentQueue, FrameSender, PagePlacer, MigrationChannel, BlockingWebSocket,
-// PollLoop), between two ends of a socket pair and into a scratch region of
-// a scratch userfaultfd. A migration has only a few thousand faults: cold,
+// thousand times, through the very code a migration runs (RequestService
+// and PageService, which make the closures a migration calls, over
+// MigrationChannel, BlockingWebSocket and PollLoop), between two ends of a
+// socket pair and into a scratch region of a scratch userfaultfd. A third
+// of the faults the kernel raises, so that the events are read as a
+// migration's are. A migration has only a few thousand faults: cold,
 // V8 ran its first thousand in unoptimized code, at twice the CPU per fault
 // (bench:fault-path with 1,500 faults against 20,000), and compiled the rest
 // on helper threads that the vCPU and the push needed. Rehearsed, both
@@ -16,15 +18,19 @@
 // about a millisecond, and runs the fault path as warm as it got. A round
 // trip that never completes (a bug; nothing of the kind was ever seen) ends
 // the rehearsal after a few seconds rather than holding up the migration.
+import { closeSync, mkdtempSync, openSync, rmSync, write } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { PostcopyError } from './errors.ts';
 import type { Logger } from './log.ts';
-import { FaultHandler } from './destination/fault-handler.ts';
-import { PagePlacer } from './destination/page-placer.ts';
+import { PageService } from './destination/page-service.ts';
 import type { PlacementRegion } from './destination/uffd-port.ts';
 import { adoptChannel } from './protocol/channel-handoff.ts';
+import type { MigrationChannel } from './protocol/channel.ts';
 import type { RamLayout } from './protocol/layout.ts';
 import { PageBitmap } from './protocol/page-bitmap.ts';
+import { SharedMigrationState } from './protocol/shared-state.ts';
 import { maxPageFrameBytes } from './protocol/page-frame.ts';
 import { MAX_CONTROL_BYTES } from './protocol/version.ts';
 import { PollLoop } from './poll-loop.ts';
@@ -32,7 +38,9 @@ import { CursorHint } from './source/cursor-hint.ts';
 import { FrameSender } from './source/frame-sender.ts';
 import { SendWindow } from './source/send-window.ts';
 import { TransferCounters } from './source/transfer-counters.ts';
+import { RequestService } from './source/request-service.ts';
 import { UrgentQueue } from './source/urgent-queue.ts';
+import { KernelUserfaultfd } from './uffd/kernel.ts';
 import { loadNative } from './uffd/native.ts';
 import { openUserfaultfd } from './uffd/open.ts';
 import type { AccessPath, Userfaultfd } from './uffd/userfaultfd.ts';
@@ -52,9 +60,19 @@ const BULK_RUNS = [1, 2, 5, 8, 16, 32];
 const BULK_LAPS = 50;
 // What a bulk lap waits for: every page of the scratch region, not one page.
 const WHOLE_REGION = -1;
+// The ids the page service adopts the rehearsal's channels with.
+const URGENT_ID = 0;
+const BULK_ID = 1;
+// Placed before a lap sends them, one in a data run and one in the zero run.
+const PLACED_DATA_PAGE = 9;
+const PLACED_ZERO_PAGE = 40;
 const SCRATCH_PAGES = 64;
 // Any plausible guest layout: the channels check page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
+// One round trip in this many has the kernel raise its fault: each costs
+// two thread hand-offs more than a made-up event, and a third of the
+// round trips is plenty for V8 to compile the path that reads events.
+const KERNEL_FAULT_EVERY = 3;
 // A thread id for the fault events, as the kernel reports with UFFD_FEATURE_THREAD_ID.
 const REHEARSAL_THREAD_ID = 1;
 // Far beyond any round trip seen (the slowest rehearsals take 1.4 s for all
@@ -74,7 +92,7 @@ export interface RehearsalOptions {
   readonly interrupted?: () => boolean;
   /** How long one round trip may take before the rehearsal is abandoned with a RehearsalStalledError. */
   readonly stallMs?: number;
-  /** Round trips whose page request the source end ignores, as if it were lost: how tests make one stall. */
+  /** Round trips whose fault is never raised, as if its page request were lost: how tests make one stall. */
   readonly unanswered?: ReadonlySet<number>;
 }
 
@@ -83,9 +101,14 @@ export interface RehearsalResult {
   readonly roundTrips: number;
   /** Every page of the last pass read back as the source end sent it. */
   readonly verified: boolean;
+  /** Pages the bulk laps found placed by someone else (EEXIST), and pages they sent again once present. */
+  readonly existedPages: number;
+  readonly duplicatePages: number;
   readonly ms: number;
   /** The scratch userfaultfd's access path. */
   readonly path: AccessPath;
+  /** Where the faults came from: the kernel, or made up where it leaves kernel faults alone. */
+  readonly faults: 'kernel' | 'made up';
 }
 
 /**
@@ -103,7 +126,7 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
     log.debug({ err }, 'no userfaultfd to rehearse the fault path with');
     return undefined;
   }
-  if (uffd.backend !== 'kernel') {
+  if (!(uffd instanceof KernelUserfaultfd)) {
     uffd.close();
     return undefined;
   }
@@ -111,29 +134,52 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
   const pageSize = native.pageSize();
   const length = SCRATCH_PAGES * pageSize;
   const address = native.mmap(length);
+  const sink = uffd.handlesKernelFaults ? openSink() : undefined;
   try {
     uffd.register(address, length);
     const started = performance.now();
     const perPass = Math.ceil(roundTrips / REHEARSAL_PASSES);
     let done = 0;
     let verified = true;
+    let existedPages = 0;
+    let duplicatePages = 0;
     while (done < roundTrips) {
       native.madviseDontneed(address, length);
       const to = Math.min(roundTrips, done + perPass);
-      const pass = await rehearse(uffd, address, pageSize, { from: done, to, interrupted, stallMs, unanswered }, log);
+      const pass = await rehearse(uffd, address, pageSize, { from: done, to, interrupted, stallMs, unanswered, sink }, log);
       done = pass.done;
       verified &&= pass.verified;
+      existedPages += pass.existedPages;
+      duplicatePages += pass.duplicatePages;
       // Interrupted: the pass stopped short.
       if (done < to) break;
     }
-    return { roundTrips: done, verified, ms: performance.now() - started, path: uffd.path };
+    return { roundTrips: done, verified, existedPages, duplicatePages, ms: performance.now() - started, path: uffd.path, faults: sink === undefined ? 'made up' : 'kernel' };
   } finally {
     uffd.close();
+    if (sink !== undefined) closeSync(sink);
     native.munmap(address, length);
   }
 }
 
+/** A file that takes the pages written out to raise faults, unlinked at once. */
+function openSink(): number {
+  const dir = mkdtempSync(join(tmpdir(), 'postcopy-rehearsal-'));
+  try {
+    return openSync(join(dir, 'sink'), 'w');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 interface PassOptions extends Required<Omit<RehearsalOptions, 'roundTrips'>> {
+  /**
+   * Where a pool thread of libuv write(2)s each page out, so that the kernel
+   * faults on it as on a vCPU's touch and the page service reads a real
+   * event; undefined where the userfaultfd leaves kernel faults alone
+   * (UFFD_USER_MODE_ONLY), and the events are made up instead.
+   */
+  readonly sink: number | undefined;
   /** Round trips from..to-1, counted over the whole rehearsal. */
   readonly from: number;
   readonly to: number;
@@ -141,25 +187,18 @@ interface PassOptions extends Required<Omit<RehearsalOptions, 'roundTrips'>> {
 
 /** One pass: round trips through objects of its own, built for it, from page 0 of the (empty) scratch region. */
 async function rehearse(
-  uffd: Userfaultfd,
+  uffd: KernelUserfaultfd,
   address: number,
   pageSize: number,
-  { from, to, interrupted, stallMs, unanswered }: PassOptions,
+  { from, to, interrupted, stallMs, unanswered, sink }: PassOptions,
   log: Logger,
-): Promise<{ done: number; verified: boolean }> {
+): Promise<{ done: number; verified: boolean; existedPages: number; duplicatePages: number }> {
   const native = loadNative();
   const length = SCRATCH_PAGES * pageSize;
   const layout: RamLayout = { pageSize, ramBase: SCRATCH_RAM_BASE, ramSize: length };
   const loop = new PollLoop(log);
   const [destinationFd, sourceFd] = native.socketPair();
-  const state = (): 'postcopy-active' => 'postcopy-active';
-  const destination = adoptChannel(
-    { fd: destinationFd, kind: 'urgent', role: 'destination', layout, maxPayload: Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(pageSize)) },
-    state,
-    log,
-    loop,
-  );
-  const source = adoptChannel({ fd: sourceFd, kind: 'urgent', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES }, state, log, loop);
+  const states = SharedMigrationState.holding('postcopy-active');
 
   // Every other page zero, as in a typical guest: both placements get warm.
   const ram = new Uint8Array(length);
@@ -167,11 +206,7 @@ async function rehearse(
   const counters = new TransferCounters();
   const frames = new FrameSender({ ram, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
   const queue = new UrgentQueue({ frames, counters, cursor: new CursorHint(), pageCount: SCRATCH_PAGES, highWaterMark: 4 * 1024 * 1024 });
-  queue.attach(source);
   let done = from;
-  source.onMessage((m) => {
-    if (m.type === 'page-request' && !unanswered.has(done)) queue.request(m.pages);
-  });
 
   const region: PlacementRegion = {
     address,
@@ -180,89 +215,153 @@ async function rehearse(
     discard: (offset, bytes) => native.madviseDontneed(address + offset, bytes),
   };
   const received = new PageBitmap(SCRATCH_PAGES);
-  const placer = new PagePlacer({ uffd, region, pageSize, log, received });
-  const faults = new FaultHandler({
-    placer,
-    uffd,
-    regionAddress: address,
-    pageSize,
+  // The page thread's half reads a descriptor of its own, as a page thread is given one.
+  const events = new KernelUserfaultfd(uffd.handOverEvents(), uffd.path, uffd.features, log, { watch: false });
+  let waiting: { page: number; resolve: () => void; reject: (err: Error) => void } | undefined;
+  // Every channel end, as it closes: one that closes mid-rehearsal (none should) ends it rather than leaving it waiting.
+  const closings: Promise<void>[] = [];
+  const closing = (end: string): (() => void) => {
+    let closed!: () => void;
+    closings.push(new Promise<void>((resolve) => (closed = resolve)));
+    return () => {
+      waiting?.reject(new Error(`the rehearsal's ${end} closed`));
+      closed();
+    };
+  };
+  /** The destination ends, by the id the page service adopted them with. */
+  const destinationEnds = new Map<number, () => void>();
+  // Each half is what a thread serves a migration with: the source's request thread, a page thread.
+  const requests = new RequestService({
+    queue,
+    states,
+    loop,
     log,
-    request: (pages) => {
-      destination.send({ type: 'page-request', pages });
-      return true;
-    },
+    onChannelClosed: closing('urgent source end'),
+    onStopped: () => undefined,
   });
-  destination.onMessage((m) => {
-    if (m.type === 'pages' || m.type === 'zero-run') placer.place(m);
+  requests.adopt(URGENT_ID, { fd: sourceFd, kind: 'urgent', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES });
+  const service = new PageService({
+    role: 'faults',
+    uffd: events,
+    region,
+    pageSize,
+    received,
+    states,
+    state: 'postcopy-active',
+    loop,
+    log,
+    onAllPresent: () => undefined,
+    onChannelClosed: (id) => destinationEnds.get(id)?.(),
+    onFailure: (message) => waiting?.reject(new Error(message)),
+  });
+  const destinationMaxPayload = Math.max(MAX_CONTROL_BYTES, maxPageFrameBytes(pageSize));
+  destinationEnds.set(URGENT_ID, closing('urgent destination end'));
+  service.adopt(URGENT_ID, { fd: destinationFd, kind: 'urgent', role: 'destination', layout, maxPayload: destinationMaxPayload });
+  let bulkSource: MigrationChannel | undefined;
+  const { placer, faults } = service;
+  const met = (): { existedPages: number; duplicatePages: number } => ({
+    existedPages: placer.figures.existedPages,
+    duplicatePages: placer.figures.duplicatePages,
   });
 
-  // A channel that closes mid-rehearsal (it should not) ends it rather than leaving it waiting.
-  let waiting: { page: number; resolve: () => void; reject: (err: Error) => void } | undefined;
-  const closed = Promise.all(
-    [source, destination].map(
-      (channel) =>
-        new Promise<void>((resolve) =>
-          channel.onClose(() => {
-            waiting?.reject(new Error(`the rehearsal's ${channel === source ? 'source' : 'destination'} end closed`));
-            resolve();
-          }),
-        ),
-    ),
-  );
+  // Whether a bulk lap is over: set once the laps start.
+  let lapPlaced = (): boolean => false;
   placer.onPlaced(() => {
-    if (waiting && (waiting.page === WHOLE_REGION ? received.count === SCRATCH_PAGES : received.has(waiting.page))) waiting.resolve();
+    if (waiting && (waiting.page === WHOLE_REGION ? lapPlaced() : received.has(waiting.page))) waiting.resolve();
   });
   // One timer for the whole rehearsal, re-armed per round trip: nothing allocated per fault.
   const stall = setTimeout(() => waiting?.reject(new RehearsalStalledError(done, stallMs)), stallMs);
   let pass = 0;
+  const scratch = region.bytes();
+  /** Writes raising faults, not yet returned: all of them are waited for before a page they read is dropped. */
+  let writes: Promise<void>[] = [];
+  const raiseFault = (page: number): void => {
+    if (sink === undefined || done % KERNEL_FAULT_EVERY !== 0) {
+      // Shaped as decodeMessages() makes them, so that optimized code keeps its assumptions.
+      faults.handleFault({ type: 'pagefault', address: address + page * pageSize, write: true, wp: false, threadId: REHEARSAL_THREAD_ID });
+      return;
+    }
+    writes.push(
+      new Promise<void>((resolve) =>
+        write(sink, scratch, page * pageSize, pageSize, 0, (err) => {
+          if (err) waiting?.reject(err);
+          resolve();
+        }),
+      ),
+    );
+  };
+  const writesReturned = async (): Promise<void> => {
+    await Promise.all(writes);
+    writes = [];
+  };
   try {
     for (; done < to && !interrupted(); done++) {
       const page = (done - from) % SCRATCH_PAGES;
       if (page === 0 && done > from) {
+        await writesReturned();
         region.discard(0, length);
         received.clearAll();
         pass = 0;
       }
       const placed = new Promise<void>((resolve, reject) => (waiting = { page, resolve, reject }));
-      // Shaped as decodeMessages() makes them, so that optimized code keeps its assumptions.
-      faults.handleFault({ type: 'pagefault', address: address + page * pageSize, write: true, wp: false, threadId: REHEARSAL_THREAD_ID });
+      if (!unanswered.has(done)) raiseFault(page);
       await placed;
       stall.refresh();
       pass++;
     }
     waiting = undefined;
+    await writesReturned();
     // Only pages placed in this pass: reading a missing one would put this thread to sleep on itself.
-    if (!samePages(region.bytes(), ram, received, pass, pageSize)) return { done, verified: false };
-    if (done < to) return { done, verified: true };
+    if (!samePages(region.bytes(), ram, received, pass, pageSize)) return { done, verified: false, ...met() };
+    if (done < to) return { done, verified: true, ...met() };
 
     // The bulk thread's part: the whole region in runs of every length up
     // to a full frame, data and zero, lap after lap over the emptied region.
+    // As in a migration, where the push and the answers to requests cross,
+    // a page of each kind is already placed by someone else (EEXIST), and
+    // the lap ends with frames of pages already present.
     const bulkRam = new Uint8Array(length);
     for (let p = 0; p < SCRATCH_PAGES / 2; p++) bulkRam.fill(p + 7, p * pageSize, (p + 1) * pageSize);
     const bulk = new FrameSender({ ram: bulkRam, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
-    const window = new SendWindow(source, 4 * 1024 * 1024);
+    // Over a bulk channel, as the bulk thread's frames come: what is checked per kind of channel gets warm too.
+    const [bulkDestinationFd, bulkSourceFd] = native.socketPair();
+    bulkSource = adoptChannel({ fd: bulkSourceFd, kind: 'bulk', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES }, states, log, loop);
+    bulkSource.onClose(closing('bulk source end'));
+    destinationEnds.set(BULK_ID, closing('bulk destination end'));
+    service.adopt(BULK_ID, { fd: bulkDestinationFd, kind: 'bulk', role: 'destination', layout, maxPayload: destinationMaxPayload });
+    const window = new SendWindow(bulkSource, 4 * 1024 * 1024);
+    let duplicatesWanted = 0;
+    lapPlaced = () => received.count === SCRATCH_PAGES && placer.figures.duplicatePages >= duplicatesWanted;
     let laps = 0;
     for (; laps < BULK_LAPS && !interrupted(); laps++) {
       region.discard(0, length);
       received.clearAll();
       const placedAll = new Promise<void>((resolve, reject) => (waiting = { page: WHOLE_REGION, resolve, reject }));
+      duplicatesWanted = placer.figures.duplicatePages + 2 + SCRATCH_PAGES / 2;
+      events.copy(address + PLACED_DATA_PAGE * pageSize, bulkRam.subarray(PLACED_DATA_PAGE * pageSize, (PLACED_DATA_PAGE + 1) * pageSize));
+      events.zeropage(address + PLACED_ZERO_PAGE * pageSize, pageSize);
       let start = 0;
       for (const run of BULK_RUNS) {
         bulk.send(window, start, run, start >= SCRATCH_PAGES / 2, false);
         start += run;
       }
+      bulk.send(window, 0, 2, false, false);
+      bulk.send(window, SCRATCH_PAGES / 2, SCRATCH_PAGES / 2, true, false);
       await placedAll;
       stall.refresh();
     }
     waiting = undefined;
     // Interrupted before its first lap, the region still holds the round trips' pages, checked above.
-    return { done, verified: laps === 0 || samePages(region.bytes(), bulkRam, received, SCRATCH_PAGES, pageSize) };
+    return { done, verified: laps === 0 || samePages(region.bytes(), bulkRam, received, SCRATCH_PAGES, pageSize), ...met() };
   } finally {
     clearTimeout(stall);
     waiting = undefined;
-    source.close();
-    destination.close();
-    await closed;
+    service.stopReadingFaults();
+    requests.stop(1000, 'rehearsal over');
+    bulkSource?.close();
+    service.closeChannel(1000, 'rehearsal over');
+    await Promise.all(closings);
+    events.close();
   }
 }
 
@@ -302,7 +401,7 @@ async function rehearseQuietly(log: Logger, options: RehearsalOptions): Promise<
   try {
     const result = await rehearseFaultPath(log, options);
     if (result && !result.verified) log.warn('the fault-path rehearsal placed pages that differ from those sent; serving anyway');
-    else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms), path: result.path }, 'fault path rehearsed');
+    else if (result) log.debug({ roundTrips: result.roundTrips, ms: Math.round(result.ms), path: result.path, faults: result.faults }, 'fault path rehearsed');
   } catch (err) {
     log.warn({ err }, 'the fault-path rehearsal failed; the first faults will be slower');
   }

@@ -11,51 +11,28 @@
 // and rehearses the fault path then (fault-path-rehearsal.ts), and serves
 // once told the guest's RAM and userfaultfd.
 import { parentPort } from 'node:worker_threads';
-import type { MigrationChannel } from '../protocol/channel.ts';
-import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { SharedMigrationState } from '../protocol/shared-state.ts';
-import type { MigrationState } from '../protocol/state.ts';
 import { serveAfterRehearsal } from '../fault-path-rehearsal.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
-import { loadNative } from '../uffd/native.ts';
 import { prioritizeThisThread, threadId } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
-import { FaultHandler } from './fault-handler.ts';
 import type { FaultThreadData, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
-import { PagePlacer } from './page-placer.ts';
-import type { FaultEvent, PlacementRegion } from './uffd-port.ts';
+import { PageService } from './page-service.ts';
+import type { PlacementRegion } from './uffd-port.ts';
 
 const port = parentPort!;
 const post = (m: FromFaultThread): void => port.postMessage(m);
 
-interface Served {
-  readonly faults: FaultHandler;
-  readonly placer: PagePlacer;
-  adopt(id: number, handoff: ChannelHandoff): void;
-  closeChannel(code: number, reason: string): void;
-  setState(state: MigrationState): void;
-}
-
 // Everything the thread does once the main thread knows the guest's RAM and userfaultfd.
-function serve(data: FaultThreadData): Served {
+function serve(data: FaultThreadData): PageService {
   // Log lines go to the main thread's logger: one stream, one format.
   const log = threadLogger(data.logLevel, data.role === 'faults' ? 'fault' : 'bulk', (line) => post({ type: 'log', line }));
   // Only the fault path runs ahead of the vCPUs; the push takes its turn like them.
   if (data.role === 'faults') prioritizeThisThread(log);
-  // Moves arrive as messages (entering postcopy-active resends requests); a
-  // frame is checked against the shared state, which is never behind what the
-  // source has seen: its pushed pages may arrive before the message does.
-  let state: MigrationState = data.state;
-  const current = SharedMigrationState.attach(data.sharedState);
-  /** The channel this thread serves: urgent for 'faults', bulk for 'bulk'. */
-  let servedChannel: MigrationChannel | undefined;
-
-  const loop = new PollLoop(log);
-  const uffd = new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false });
   // Urgent and bulk frames are postcopy frames (the codec refuses precopy ones
-  // there), so this placer never touches RAM directly: only through the userfaultfd.
+  // there), so this thread never touches RAM directly: only through the userfaultfd.
   const region: PlacementRegion = {
     address: data.regionAddress,
     length: data.regionLength,
@@ -66,67 +43,27 @@ function serve(data: FaultThreadData): Served {
       throw new Error('discards are applied by the main thread');
     },
   };
-  const received = PageBitmap.attach(Math.floor(data.regionLength / data.pageSize), data.received);
-  const placer = new PagePlacer({ uffd, region, pageSize: data.pageSize, log, received });
-  const faults = new FaultHandler({
-    placer,
-    uffd,
-    regionAddress: data.regionAddress,
+  return new PageService({
+    role: data.role,
+    uffd: new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false }),
+    region,
     pageSize: data.pageSize,
+    received: PageBitmap.attach(Math.floor(data.regionLength / data.pageSize), data.received),
+    // Moves arrive as messages (entering postcopy-active resends requests); a
+    // frame is checked against the shared state, which is never behind what the
+    // source has seen: its pushed pages may arrive before the message does.
+    states: SharedMigrationState.attach(data.sharedState),
+    state: data.state,
+    loop: new PollLoop(log),
     log,
-    request: (pages) => {
-      // Before the guest runs here, and while paused, requests wait: entering postcopy-active sends them all.
-      // A bulk thread is never given faults, and its channel carries no requests.
-      if (data.role !== 'faults' || state !== 'postcopy-active' || !servedChannel?.open) return false;
-      servedChannel.send({ type: 'page-request', pages });
-      return true;
-    },
+    onAllPresent: () => post({ type: 'all-present' }),
+    onChannelClosed: (id, code, reason, error) =>
+      post({ type: 'channel-closed', id, code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) }),
+    onFailure: (message) => post({ type: 'failed', message }),
   });
-
-  if (data.role === 'faults') readFaults(uffd, faults, loop);
-
-  return {
-    faults,
-    placer,
-    adopt(id, handoff) {
-      const channel = adoptChannel(handoff, () => current.state, log, loop);
-      servedChannel = channel;
-      channel.onMessage((m) => {
-        if (m.type !== 'pages' && m.type !== 'zero-run') return;
-        const wasFull = received.full;
-        placer.place(m);
-        if (!wasFull && received.full) post({ type: 'all-present' });
-      });
-      channel.onClose((code, reason, error) => {
-        if (servedChannel === channel) servedChannel = undefined;
-        post({ type: 'channel-closed', id, code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) });
-      });
-    },
-    closeChannel(code, reason) {
-      servedChannel?.close(code, reason);
-    },
-    setState(next) {
-      const before = state;
-      state = next;
-      if (state === 'postcopy-active' && before !== 'postcopy-active') faults.resendOutstanding();
-    },
-  };
 }
 
-// The fault thread's own work: every missing-page fault becomes a request, in the wake-up that read it.
-function readFaults(uffd: KernelUserfaultfd, faults: FaultHandler, loop: PollLoop): void {
-  uffd.on('events', (batch) => {
-    for (const e of batch) if (e.type === 'pagefault' && !(e as FaultEvent).wp) faults.handleFault(e as FaultEvent);
-  });
-  const faultSource = { fd: uffd.descriptor, pollEvents: loadNative().constants.POLLIN, ready: () => uffd.readPending() };
-  uffd.on('error', (err: Error) => {
-    loop.remove(faultSource);
-    post({ type: 'failed', message: `the fault thread cannot read the userfaultfd: ${err.message}` });
-  });
-  loop.add(faultSource);
-}
-
-let served: Served | undefined;
+let served: PageService | undefined;
 
 function handle(m: ToFaultThread): void {
   if (m.type === 'serve') {

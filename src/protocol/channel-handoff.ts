@@ -20,7 +20,7 @@ import { BlockingWebSocket } from './blocking-websocket.ts';
 import { MigrationChannel } from './channel.ts';
 import { ProtocolStateError } from './errors.ts';
 import type { RamLayout } from './layout.ts';
-import type { ChannelKind, Role } from './messages.ts';
+import { CHANNELS, type ChannelKind, type Role } from './messages.ts';
 import type { MigrationState } from './state.ts';
 
 /** Structured-cloneable: what the receiving thread needs to go on with the channel. */
@@ -62,15 +62,29 @@ export async function releaseChannel(channel: MigrationChannel, role: Role, maxP
   return { fd, kind: channel.kind, role, layout: channel.layout, maxPayload };
 }
 
+/** What an adopted channel checks its messages against: a SharedMigrationState in a page thread. */
+export interface StateSource {
+  readonly state: MigrationState;
+}
+
 /**
  * The receiving thread: the same channel over the handed-over descriptor,
  * established, moved by that thread's poll loop until it closes.
  */
-export function adoptChannel(handoff: ChannelHandoff, state: () => MigrationState, log: Logger, loop: PollLoop): MigrationChannel {
+export function adoptChannel(handoff: ChannelHandoff, states: StateSource, log: Logger, loop: PollLoop): MigrationChannel {
+  // A handoff that came through postMessage is a structured clone: its
+  // strings are not the interned literals a rehearsal passes, and its layout
+  // has an object shape of its own. Code V8 optimized in the page thread's
+  // rehearsal checks both, and was thrown away at a migration's first frames.
+  const role: Role = handoff.role === 'destination' ? 'destination' : 'source';
+  const kind = CHANNELS.find((k) => k === handoff.kind)!;
+  const layout: RamLayout = { pageSize: handoff.layout.pageSize, ramBase: handoff.layout.ramBase, ramSize: handoff.layout.ramSize };
+  // Made here, once per channel of every caller: a state closure made by each caller was another call target for the same optimized code.
+  const state = (): MigrationState => states.state;
   // The destination accepted the connection (server); the source opened it (client).
-  const socket = new BlockingWebSocket({ fd: handoff.fd, isServer: handoff.role === 'destination', maxPayload: handoff.maxPayload });
-  const channel = new MigrationChannel(socket, { kind: handoff.kind, role: handoff.role, state, log });
-  channel.established(handoff.layout);
+  const socket = new BlockingWebSocket({ fd: handoff.fd, isServer: role === 'destination', maxPayload: handoff.maxPayload });
+  const channel = new MigrationChannel(socket, { kind, role, state, log });
+  channel.established(layout);
   socket.on('close', () => loop.remove(socket));
   loop.add(socket);
   return channel;

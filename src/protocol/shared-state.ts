@@ -26,6 +26,13 @@ export class SharedMigrationState {
     return shared;
   }
 
+  /** A state that never moves: a rehearsal's, which plays a migration in postcopy. */
+  static holding(state: MigrationState): SharedMigrationState {
+    const shared = new SharedMigrationState(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+    shared.store(state);
+    return shared;
+  }
+
   /** Another thread: reads what the main thread's mirror stores. */
   static attach(buffer: SharedArrayBuffer): SharedMigrationState {
     return new SharedMigrationState(buffer);

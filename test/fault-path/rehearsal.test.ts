@@ -21,8 +21,18 @@ describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
     const { log, lines } = memoryLog('warn');
     // 100 round trips: one full pass over the scratch region, then a second, partial one after a discard.
     const result = await rehearseFaultPath(log, { roundTrips: 100 });
-    expect(result).toMatchObject({ roundTrips: 100, verified: true });
+    // Through /dev/userfaultfd the kernel raises each fault, for a thread writing the missing page out.
+    expect(result).toMatchObject({ roundTrips: 100, verified: true, path: 'dev', faults: 'kernel' });
     expect(lines()).toEqual([]);
+  });
+
+  it('meets, in its bulk laps, pages placed by someone else and frames of pages already present, as a migration does', async () => {
+    const { log } = memoryLog('warn');
+    // Three passes, each ending in 50 laps: every lap finds one data page and one zero page placed (EEXIST), then sends 34 pages again.
+    const result = await rehearseFaultPath(log, { roundTrips: 128 });
+    expect(result).toMatchObject({ roundTrips: 128, verified: true });
+    expect(result!.existedPages).toBe(3 * 50 * 2);
+    expect(result!.duplicatePages).toBe(3 * 50 * 34);
   });
 
   it('stops at the round trip after it is interrupted, what it placed still checked', async () => {

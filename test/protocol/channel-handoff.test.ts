@@ -56,8 +56,8 @@ describe('moving the urgent channel to another owner', () => {
     destination.urgent.onClose(() => (oldClosed = true));
     source.urgent.onClose(() => (oldClosed = true));
     const loop = new PollLoop(log);
-    const dest = adoptChannel(destHandoff, () => 'postcopy-active', log, loop);
-    const src = adoptChannel(sourceHandoff, () => 'postcopy-active', log, loop);
+    const dest = adoptChannel(destHandoff, { state: 'postcopy-active' }, log, loop);
+    const src = adoptChannel(sourceHandoff, { state: 'postcopy-active' }, log, loop);
 
     const request = nextMessage(src);
     dest.send({ type: 'page-request', pages: [pageIndex(7), pageIndex(9)] });
@@ -91,8 +91,8 @@ describe('moving the urgent channel to another owner', () => {
 
   it('delivers a burst larger than the socket buffers whole and in order, each send callback after its frame', async () => {
     const loop = new PollLoop(log);
-    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
-    const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), () => 'postcopy-active', log, loop);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), { state: 'postcopy-active' }, log, loop);
+    const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), { state: 'postcopy-active' }, log, loop);
     // 4096 one-page frames, 16 MiB: more than loopback socket buffers hold at once.
     const frames = 4096;
     const pageCount = identity.ramSize / identity.pageSize;
@@ -123,8 +123,8 @@ describe('moving the urgent channel to another owner', () => {
 
   it('reuses its read buffers for frames split across reads, never copies a frame, and every frame arrives intact', async () => {
     const loop = new PollLoop(log);
-    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
-    const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), () => 'postcopy-active', log, loop);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), { state: 'postcopy-active' }, log, loop);
+    const src = adoptChannel(await releaseChannel(source.urgent, 'source', MAX_CONTROL_BYTES), { state: 'postcopy-active' }, log, loop);
     // 32 frames of the largest size, 256 pages (1 MiB): each spans several reads and slabs.
     const frames = 32;
     const pages = MAX_PAGES_PER_FRAME;
@@ -164,7 +164,7 @@ describe('moving the urgent channel to another owner', () => {
 
   it('closes with 1009 on a frame header longer than the limit, without waiting for its payload', async () => {
     const loop = new PollLoop(log);
-    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), { state: 'postcopy-active' }, log, loop);
     const closed = new Promise<number>((resolve) => dest.onClose((code) => resolve(code)));
     const socket = (source.urgent.ws as unknown as { _socket: { write(b: Buffer): void } })._socket;
     // A masked binary frame announcing 2^40 bytes, then nothing more.
@@ -175,7 +175,7 @@ describe('moving the urgent channel to another owner', () => {
 
   it('closes with 1002 on bytes that are not a WebSocket frame from a client, and the thread goes on', async () => {
     const loop = new PollLoop(log);
-    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), () => 'postcopy-active', log, loop);
+    const dest = adoptChannel(await releaseChannel(destination.urgent, 'destination', maxPageFrameBytes(4096)), { state: 'postcopy-active' }, log, loop);
     const closed = new Promise<number>((resolve) => dest.onClose((code) => resolve(code)));
     const peerClosed = new Promise<number>((resolve) => source.urgent.onClose((code) => resolve(code)));
     // An unmasked binary frame: a server must refuse it (RFC 6455 5.1).

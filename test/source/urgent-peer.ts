@@ -26,7 +26,7 @@ const port = parentPort!;
 const post = (m: FromPeer): void => port.postMessage(m);
 const count = new Int32Array(arrived);
 const { log } = memoryLog('warn');
-const channel = adoptChannel(handoff, () => 'postcopy-active', log, new PollLoop(log));
+const channel = adoptChannel(handoff, { state: 'postcopy-active' }, log, new PollLoop(log));
 
 channel.onMessage((m) => {
   if (m.type !== 'pages' && m.type !== 'zero-run') return;

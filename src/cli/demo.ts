@@ -69,6 +69,8 @@ async function demo(options: DemoOptions): Promise<void> {
     children.push(source);
     const to = (await destination.waitFor('listening')).url as string;
     const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    // As a destination started ahead of time is (QEMU's -incoming): both sides' fault paths warm before the guest moves.
+    await Promise.all([destination.waitFor('ready'), source.waitFor('ready')]);
     await control.migrate({
       to,
       mode: options.mode,

@@ -26,6 +26,7 @@ async function destination(options: DestinationOptions): Promise<void> {
   const incoming = await IncomingGuest.listen({ ...options.listen, token, uffdPath: options.uffd, disk: options.disk, stopAt, log });
   log.info({ url: incoming.url, uffd: options.uffd }, 'waiting for an incoming guest');
   report({ event: 'listening', url: incoming.url });
+  void incoming.ready().then(() => report({ event: 'ready' }));
 
   // Parents (the demo, tests) learn why, not only that it exited.
   incoming.once('failed', (err) => report({ event: 'failed', message: err.message, code: err instanceof PostcopyError ? err.code : undefined }));
@@ -61,5 +62,5 @@ export const destinationCommand = new Command('destination')
   .option('--instructions <n>', 'stop every hart at exactly this time, then report and exit', integer(1, Number.MAX_SAFE_INTEGER))
   .option('--disk <path>', 'the shared block device image, if mounted at another path than on the source')
   .option('--json', 'print figures and the stateHash at the end')
-  .option('--report-fd <fd>', 'write JSON events (listening, finished, failed) to this file descriptor', integer(3, 1024))
+  .option('--report-fd <fd>', 'write JSON events (listening, ready, finished, failed) to this file descriptor', integer(3, 1024))
   .action(reportErrors('destination', destination));

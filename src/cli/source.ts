@@ -48,6 +48,7 @@ async function source(options: SourceOptions): Promise<void> {
   log.info({ control: endpoint.url, guest: options.guest, ramSize: options.ram, vcpus: options.vcpus }, 'guest running; control endpoint up');
   if (!options.token && !process.env.POSTCOPY_TOKEN) process.stderr.write(`postcopy source: migration token ${token}\n`);
   report({ event: 'listening', control: endpoint.url });
+  void monitor.ready().then(() => report({ event: 'ready' }));
   const prompt = process.stdin.isTTY ? startMonitorPrompt(monitor, process.stdin, process.stderr) : undefined;
 
   await new Promise<void>((resolve) => {
@@ -76,5 +77,5 @@ export const sourceCommand = withGuestOptions(new Command('source').description(
   .addOption(new Option('--listen <host:port>', 'control endpoint address').argParser(hostPort).default({ host: '127.0.0.1', port: 4444 }, '127.0.0.1:4444'))
   .option('--token <token>', 'migration token shared with the destination (default $POSTCOPY_TOKEN, else generated and printed)')
   .option('-S, --paused', 'start with the vCPUs stopped (QEMU -S): a later `migrate` with afterInstructions runs them to that point')
-  .option('--report-fd <fd>', 'write JSON events (listening, completed) to this file descriptor', integer(3, 1024))
+  .option('--report-fd <fd>', 'write JSON events (listening, ready, completed) to this file descriptor', integer(3, 1024))
   .action(reportErrors('source', source));

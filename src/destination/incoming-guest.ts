@@ -124,6 +124,15 @@ export class IncomingGuest extends EventEmitter<Events> {
     return guest;
   }
 
+  /**
+   * Resolves once the page threads and the handshake have rehearsed (or a
+   * migration cut them short): a migration accepted earlier runs its first
+   * faults through code still being compiled, on the cores the guest needs.
+   */
+  async ready(): Promise<void> {
+    await Promise.all([this.faultThread.rehearsed(), this.bulkThread.rehearsed(), this.handshakeRehearsal]);
+  }
+
   get url(): string {
     return `ws://${this.options.host}:${this.listener.port}`;
   }

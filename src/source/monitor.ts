@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import { MigrationCancelledError, MonitorCommandError } from './errors.ts';
 import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from './migration-info.ts';
 import { OutgoingMigration } from './outgoing-migration.ts';
-import { startPushRehearsal } from './push-rehearsal.ts';
+import { startPushRehearsal, type PushRehearsal } from './push-rehearsal.ts';
 import { RequestThread } from './request-thread.ts';
 
 export interface MigrateRequest {
@@ -49,7 +49,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   /** Started ahead of the migration that will use it up: its modules take a while to load. */
   private requests: RequestThread | undefined;
   /** The push's rehearsal (push-rehearsal.ts) while it runs; a migration starting, or quit, ends it. */
-  private readonly pushRehearsal: AbortController;
+  private readonly pushRehearsal: PushRehearsal;
   private last: MigrationInfo | undefined;
   private migratedAway = false;
   private endWaiters: ((info: MigrationInfo) => void)[] = [];
@@ -58,6 +58,15 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
     super();
     this.requests = new RequestThread(options.log);
     this.pushRehearsal = startPushRehearsal(options.log);
+  }
+
+  /**
+   * Resolves once the push and the request thread have rehearsed (or a
+   * migration cut them short): a migration started earlier runs its first
+   * pages through code still being compiled, on the cores the push needs.
+   */
+  async ready(): Promise<void> {
+    await Promise.all([this.pushRehearsal.over, this.requests?.rehearsed()]);
   }
 
   /** `migrate URL`: starts a migration in the background; its progress is `info migrate`. */

@@ -190,10 +190,16 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
   return { rounds, pagesPushed, pagesReceived: sink.pages, verified: sink.intact, ms: performance.now() - started };
 }
 
-/** Starts a rehearsal that logs its outcome and never throws; abort the controller to end it early. */
-export function startPushRehearsal(log: Logger): AbortController {
+/** A push rehearsal under way: `abort()` ends it early; `over` resolves once it ended, however. */
+export interface PushRehearsal {
+  abort(): void;
+  readonly over: Promise<void>;
+}
+
+/** Starts a rehearsal that logs its outcome and never throws. */
+export function startPushRehearsal(log: Logger): PushRehearsal {
   const controller = new AbortController();
-  rehearsePush(log, controller.signal).then(
+  const over = rehearsePush(log, controller.signal).then(
     (r) => {
       if (!r.verified || (r.rounds === PUSH_REHEARSAL_ROUNDS && r.pagesReceived !== r.pagesPushed)) {
         log.warn({ ...r }, 'the push rehearsal delivered pages other than it pushed; migrating anyway');
@@ -203,5 +209,5 @@ export function startPushRehearsal(log: Logger): AbortController {
     },
     (err: unknown) => log.warn({ err }, 'the push rehearsal failed; the first second of the push will be slower'),
   );
-  return controller;
+  return { abort: () => controller.abort(), over };
 }

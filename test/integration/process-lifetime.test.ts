@@ -19,6 +19,16 @@ describe('source and destination process lifetime', () => {
     expect(await source.exit()).toBe(0);
   });
 
+  it('a source and a destination say when they are ready to migrate', async () => {
+    const group = childGroup();
+    onTestFinished(() => group.killAll());
+    const source = group.spawn('source', ['source', '--guest', 'memwork', '--guest-args', 'passes=0 wss=1M', '--ram', '16M', '--listen', '127.0.0.1:0', '--paused']);
+    const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0']);
+    await Promise.all([source.waitFor('ready'), destination.waitFor('ready')]);
+    await new ControlClient((await source.waitFor('listening')).control as string, group.token).quit();
+    expect(await source.exit()).toBe(0);
+  });
+
   it('a source whose guest powers off exits with the guest’s exit code', async () => {
     const group = childGroup();
     onTestFinished(() => group.killAll());

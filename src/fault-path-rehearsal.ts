@@ -58,6 +58,11 @@ const REHEARSAL_PASSES = 3;
 // in a migration): runs of 1 to 32 pages, the last 32 zero pages in one run.
 const BULK_RUNS = [1, 2, 5, 8, 16, 32];
 const BULK_LAPS = 50;
+// The scratch region's first page, as a page index, in each pass: a
+// migration's requests name pages up to the hundreds of thousands, and
+// msgpack encodes indices below 128, below 65,536 and above each its own
+// way, in code of its own on both sides.
+const FIRST_PAGES = [0, 1 << 10, 1 << 17];
 // What a bulk lap waits for: every page of the scratch region, not one page.
 const WHOLE_REGION = -1;
 // The ids the page service adopts the rehearsal's channels with.
@@ -104,6 +109,9 @@ export interface RehearsalResult {
   /** Pages the bulk laps found placed by someone else (EEXIST), and pages they sent again once present. */
   readonly existedPages: number;
   readonly duplicatePages: number;
+  /** Page requests sent, and the pages they named: a burst of faults goes as one request. */
+  readonly requests: number;
+  readonly requestedPages: number;
   readonly ms: number;
   /** The scratch userfaultfd's access path. */
   readonly path: AccessPath;
@@ -134,6 +142,9 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
   const pageSize = native.pageSize();
   const length = SCRATCH_PAGES * pageSize;
   const address = native.mmap(length);
+  // Untouched but for the scratch pages of each pass, this costs no memory.
+  const sourceLength = (Math.max(...FIRST_PAGES) + SCRATCH_PAGES) * pageSize;
+  const sourceAddress = native.mmap(sourceLength);
   const sink = uffd.handlesKernelFaults ? openSink() : undefined;
   try {
     uffd.register(address, length);
@@ -141,24 +152,24 @@ export async function rehearseFaultPath(log: Logger, options: RehearsalOptions =
     const perPass = Math.ceil(roundTrips / REHEARSAL_PASSES);
     let done = 0;
     let verified = true;
-    let existedPages = 0;
-    let duplicatePages = 0;
-    while (done < roundTrips) {
+    const sums = { existedPages: 0, duplicatePages: 0, requests: 0, requestedPages: 0 };
+    for (let i = 0; done < roundTrips; i++) {
       native.madviseDontneed(address, length);
       const to = Math.min(roundTrips, done + perPass);
-      const pass = await rehearse(uffd, address, pageSize, { from: done, to, interrupted, stallMs, unanswered, sink }, log);
+      const first = FIRST_PAGES[i % FIRST_PAGES.length];
+      const pass = await rehearse(uffd, address, sourceAddress, pageSize, { from: done, to, interrupted, stallMs, unanswered, sink, first }, log);
       done = pass.done;
       verified &&= pass.verified;
-      existedPages += pass.existedPages;
-      duplicatePages += pass.duplicatePages;
+      for (const key of Object.keys(sums) as (keyof typeof sums)[]) sums[key] += pass[key];
       // Interrupted: the pass stopped short.
       if (done < to) break;
     }
-    return { roundTrips: done, verified, existedPages, duplicatePages, ms: performance.now() - started, path: uffd.path, faults: sink === undefined ? 'made up' : 'kernel' };
+    return { roundTrips: done, verified, ...sums, ms: performance.now() - started, path: uffd.path, faults: sink === undefined ? 'made up' : 'kernel' };
   } finally {
     uffd.close();
     if (sink !== undefined) closeSync(sink);
     native.munmap(address, length);
+    native.munmap(sourceAddress, sourceLength);
   }
 }
 
@@ -180,41 +191,58 @@ interface PassOptions extends Required<Omit<RehearsalOptions, 'roundTrips'>> {
    * (UFFD_USER_MODE_ONLY), and the events are made up instead.
    */
   readonly sink: number | undefined;
+  /** The scratch region's first page, as a page index of the pass's RAM. */
+  readonly first: number;
   /** Round trips from..to-1, counted over the whole rehearsal. */
   readonly from: number;
   readonly to: number;
 }
 
-/** One pass: round trips through objects of its own, built for it, from page 0 of the (empty) scratch region. */
+type PassFigures = Pick<RehearsalResult, 'existedPages' | 'duplicatePages' | 'requests' | 'requestedPages'>;
+
+/** One pass: round trips through objects of its own, built for it, from the first page of the (empty) scratch region. */
 async function rehearse(
   uffd: KernelUserfaultfd,
-  address: number,
+  scratchAddress: number,
+  sourceAddress: number,
   pageSize: number,
-  { from, to, interrupted, stallMs, unanswered, sink }: PassOptions,
+  { from, to, interrupted, stallMs, unanswered, sink, first }: PassOptions,
   log: Logger,
-): Promise<{ done: number; verified: boolean; existedPages: number; duplicatePages: number }> {
+): Promise<{ done: number; verified: boolean } & PassFigures> {
   const native = loadNative();
   const length = SCRATCH_PAGES * pageSize;
-  const layout: RamLayout = { pageSize, ramBase: SCRATCH_RAM_BASE, ramSize: length };
+  const pageCount = first + SCRATCH_PAGES;
+  const layout: RamLayout = { pageSize, ramBase: SCRATCH_RAM_BASE, ramSize: pageCount * pageSize };
   const loop = new PollLoop(log);
   const [destinationFd, sourceFd] = native.socketPair();
   const states = SharedMigrationState.holding('postcopy-active');
 
-  // Every other page zero, as in a typical guest: both placements get warm.
-  const ram = new Uint8Array(length);
-  for (let p = 0; p < SCRATCH_PAGES; p += 2) ram.fill(p + 1, p * pageSize, (p + 1) * pageSize);
+  // The source's RAM, of which only the scratch pages are ever touched. Every other page zero, as in a typical guest: both placements get warm.
+  const ram = new Uint8Array(native.view(sourceAddress, pageCount * pageSize));
+  const page = (p: number): Uint8Array => ram.subarray((first + p) * pageSize, (first + p + 1) * pageSize);
+  for (let p = 0; p < SCRATCH_PAGES; p++) page(p).fill(p % 2 === 0 ? p + 1 : 0);
   const counters = new TransferCounters();
-  const frames = new FrameSender({ ram, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
-  const queue = new UrgentQueue({ frames, counters, cursor: new CursorHint(), pageCount: SCRATCH_PAGES, highWaterMark: 4 * 1024 * 1024 });
+  const frames = new FrameSender({ ram, pageSize, sent: new PageBitmap(pageCount), counters });
+  const queue = new UrgentQueue({ frames, counters, cursor: new CursorHint(), pageCount, highWaterMark: 4 * 1024 * 1024 });
   let done = from;
 
+  // Shaped as a page thread's: the region starts `first` pages before the scratch pages, and is never read or dropped through.
   const region: PlacementRegion = {
-    address,
-    length,
-    bytes: () => new Uint8Array(native.view(address, length)),
-    discard: (offset, bytes) => native.madviseDontneed(address + offset, bytes),
+    address: scratchAddress - first * pageSize,
+    length: pageCount * pageSize,
+    bytes: () => {
+      throw new Error('a page thread never reads guest RAM');
+    },
+    discard: () => {
+      throw new Error('discards are applied by the main thread');
+    },
   };
-  const received = new PageBitmap(SCRATCH_PAGES);
+  const scratch = new Uint8Array(native.view(scratchAddress, length));
+  const received = new PageBitmap(pageCount);
+  const emptyScratch = (): void => {
+    native.madviseDontneed(scratchAddress, length);
+    received.clearAll();
+  };
   // The page thread's half reads a descriptor of its own, as a page thread is given one.
   const events = new KernelUserfaultfd(uffd.handOverEvents(), uffd.path, uffd.features, log, { watch: false });
   let waiting: { page: number; resolve: () => void; reject: (err: Error) => void } | undefined;
@@ -259,31 +287,37 @@ async function rehearse(
   service.adopt(URGENT_ID, { fd: destinationFd, kind: 'urgent', role: 'destination', layout, maxPayload: destinationMaxPayload });
   let bulkSource: MigrationChannel | undefined;
   const { placer, faults } = service;
-  const met = (): { existedPages: number; duplicatePages: number } => ({
+  const met = (): PassFigures => ({
     existedPages: placer.figures.existedPages,
     duplicatePages: placer.figures.duplicatePages,
+    requests: faults.figures.requests,
+    requestedPages: faults.figures.requestedPages,
   });
 
-  // Whether a bulk lap is over: set once the laps start.
-  let lapPlaced = (): boolean => false;
+  /** What waiting for the whole region also waits for: frames of pages already present, counted. */
+  let duplicatesWanted = 0;
   placer.onPlaced(() => {
-    if (waiting && (waiting.page === WHOLE_REGION ? lapPlaced() : received.has(waiting.page))) waiting.resolve();
+    if (!waiting) return;
+    const over = waiting.page === WHOLE_REGION ? received.count === SCRATCH_PAGES && placer.figures.duplicatePages >= duplicatesWanted : received.has(waiting.page);
+    if (over) waiting.resolve();
   });
+  const wholeRegion = (): Promise<void> => new Promise<void>((resolve, reject) => (waiting = { page: WHOLE_REGION, resolve, reject }));
   // One timer for the whole rehearsal, re-armed per round trip: nothing allocated per fault.
   const stall = setTimeout(() => waiting?.reject(new RehearsalStalledError(done, stallMs)), stallMs);
   let pass = 0;
-  const scratch = region.bytes();
   /** Writes raising faults, not yet returned: all of them are waited for before a page they read is dropped. */
   let writes: Promise<void>[] = [];
-  const raiseFault = (page: number): void => {
+  const madeUpFault = (p: number): void =>
+    // Shaped as decodeMessages() makes them, so that optimized code keeps its assumptions.
+    faults.handleFault({ type: 'pagefault', address: scratchAddress + p * pageSize, write: true, wp: false, threadId: REHEARSAL_THREAD_ID });
+  const raiseFault = (p: number): void => {
     if (sink === undefined || done % KERNEL_FAULT_EVERY !== 0) {
-      // Shaped as decodeMessages() makes them, so that optimized code keeps its assumptions.
-      faults.handleFault({ type: 'pagefault', address: address + page * pageSize, write: true, wp: false, threadId: REHEARSAL_THREAD_ID });
+      madeUpFault(p);
       return;
     }
     writes.push(
       new Promise<void>((resolve) =>
-        write(sink, scratch, page * pageSize, pageSize, 0, (err) => {
+        write(sink, scratch, p * pageSize, pageSize, 0, (err) => {
           if (err) waiting?.reject(err);
           resolve();
         }),
@@ -296,15 +330,14 @@ async function rehearse(
   };
   try {
     for (; done < to && !interrupted(); done++) {
-      const page = (done - from) % SCRATCH_PAGES;
-      if (page === 0 && done > from) {
+      const p = (done - from) % SCRATCH_PAGES;
+      if (p === 0 && done > from) {
         await writesReturned();
-        region.discard(0, length);
-        received.clearAll();
+        emptyScratch();
         pass = 0;
       }
-      const placed = new Promise<void>((resolve, reject) => (waiting = { page, resolve, reject }));
-      if (!unanswered.has(done)) raiseFault(page);
+      const placed = new Promise<void>((resolve, reject) => (waiting = { page: first + p, resolve, reject }));
+      if (!unanswered.has(done)) raiseFault(p);
       await placed;
       stall.refresh();
       pass++;
@@ -312,17 +345,24 @@ async function rehearse(
     waiting = undefined;
     await writesReturned();
     // Only pages placed in this pass: reading a missing one would put this thread to sleep on itself.
-    if (!samePages(region.bytes(), ram, received, pass, pageSize)) return { done, verified: false, ...met() };
+    if (!samePages(scratch, ram, received, first, pass, pageSize)) return { done, verified: false, ...met() };
     if (done < to) return { done, verified: true, ...met() };
+
+    // A guest that touches many pages at once: one request carries them all.
+    emptyScratch();
+    const burst = wholeRegion();
+    for (let p = 0; p < SCRATCH_PAGES; p++) madeUpFault(p);
+    await burst;
+    stall.refresh();
+    if (!samePages(scratch, ram, received, first, SCRATCH_PAGES, pageSize)) return { done, verified: false, ...met() };
 
     // The bulk thread's part: the whole region in runs of every length up
     // to a full frame, data and zero, lap after lap over the emptied region.
     // As in a migration, where the push and the answers to requests cross,
     // a page of each kind is already placed by someone else (EEXIST), and
     // the lap ends with frames of pages already present.
-    const bulkRam = new Uint8Array(length);
-    for (let p = 0; p < SCRATCH_PAGES / 2; p++) bulkRam.fill(p + 7, p * pageSize, (p + 1) * pageSize);
-    const bulk = new FrameSender({ ram: bulkRam, pageSize, sent: new PageBitmap(SCRATCH_PAGES), counters });
+    for (let p = 0; p < SCRATCH_PAGES; p++) page(p).fill(p < SCRATCH_PAGES / 2 ? p + 7 : 0);
+    const bulk = new FrameSender({ ram, pageSize, sent: new PageBitmap(pageCount), counters });
     // Over a bulk channel, as the bulk thread's frames come: what is checked per kind of channel gets warm too.
     const [bulkDestinationFd, bulkSourceFd] = native.socketPair();
     bulkSource = adoptChannel({ fd: bulkSourceFd, kind: 'bulk', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES }, states, log, loop);
@@ -330,29 +370,26 @@ async function rehearse(
     destinationEnds.set(BULK_ID, closing('bulk destination end'));
     service.adopt(BULK_ID, { fd: bulkDestinationFd, kind: 'bulk', role: 'destination', layout, maxPayload: destinationMaxPayload });
     const window = new SendWindow(bulkSource, 4 * 1024 * 1024);
-    let duplicatesWanted = 0;
-    lapPlaced = () => received.count === SCRATCH_PAGES && placer.figures.duplicatePages >= duplicatesWanted;
     let laps = 0;
     for (; laps < BULK_LAPS && !interrupted(); laps++) {
-      region.discard(0, length);
-      received.clearAll();
-      const placedAll = new Promise<void>((resolve, reject) => (waiting = { page: WHOLE_REGION, resolve, reject }));
+      emptyScratch();
+      const placedAll = wholeRegion();
       duplicatesWanted = placer.figures.duplicatePages + 2 + SCRATCH_PAGES / 2;
-      events.copy(address + PLACED_DATA_PAGE * pageSize, bulkRam.subarray(PLACED_DATA_PAGE * pageSize, (PLACED_DATA_PAGE + 1) * pageSize));
-      events.zeropage(address + PLACED_ZERO_PAGE * pageSize, pageSize);
+      events.copy(scratchAddress + PLACED_DATA_PAGE * pageSize, page(PLACED_DATA_PAGE));
+      events.zeropage(scratchAddress + PLACED_ZERO_PAGE * pageSize, pageSize);
       let start = 0;
       for (const run of BULK_RUNS) {
-        bulk.send(window, start, run, start >= SCRATCH_PAGES / 2, false);
+        bulk.send(window, first + start, run, start >= SCRATCH_PAGES / 2, false);
         start += run;
       }
-      bulk.send(window, 0, 2, false, false);
-      bulk.send(window, SCRATCH_PAGES / 2, SCRATCH_PAGES / 2, true, false);
+      bulk.send(window, first, 2, false, false);
+      bulk.send(window, first + SCRATCH_PAGES / 2, SCRATCH_PAGES / 2, true, false);
       await placedAll;
       stall.refresh();
     }
     waiting = undefined;
-    // Interrupted before its first lap, the region still holds the round trips' pages, checked above.
-    return { done, verified: laps === 0 || samePages(region.bytes(), bulkRam, received, SCRATCH_PAGES, pageSize), ...met() };
+    // Interrupted before its first lap, the region still holds the burst's pages, checked above.
+    return { done, verified: laps === 0 || samePages(scratch, ram, received, first, SCRATCH_PAGES, pageSize), ...met() };
   } finally {
     clearTimeout(stall);
     waiting = undefined;
@@ -365,11 +402,12 @@ async function rehearse(
   }
 }
 
-/** Whether the first `pages` pages were placed and hold what `sent` holds. */
-function samePages(placed: Uint8Array, sent: Uint8Array, received: PageBitmap, pages: number, pageSize: number): boolean {
+/** Whether the scratch region's first `pages` pages were placed and hold what the source's RAM holds from page `first` on. */
+function samePages(placed: Uint8Array, sent: Uint8Array, received: PageBitmap, first: number, pages: number, pageSize: number): boolean {
   for (let p = 0; p < pages; p++) {
     const at = p * pageSize;
-    if (!received.has(p) || Buffer.compare(placed.subarray(at, at + pageSize), sent.subarray(at, at + pageSize)) !== 0) return false;
+    const from = (first + p) * pageSize;
+    if (!received.has(first + p) || Buffer.compare(placed.subarray(at, at + pageSize), sent.subarray(from, from + pageSize)) !== 0) return false;
   }
   return true;
 }

@@ -236,6 +236,9 @@ static void source_push(int fd) {
       atomic_store_explicit(&src_sent[p + n], 1, memory_order_relaxed);
       n++;
     }
+    /* A request for page p, answered between the scan and the run, leaves
+       nothing to push here: a run of no pages is a malformed frame. */
+    if (n == 0) continue;
     send_run(fd, p, n, zero);
     /* Continue after this run unless a request moved the cursor meanwhile. */
     atomic_compare_exchange_strong(&src_cursor, &start, (p + n) % page_count);

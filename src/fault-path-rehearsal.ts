@@ -74,9 +74,11 @@ const PLACED_ZERO_PAGE = 40;
 const SCRATCH_PAGES = 64;
 // Any plausible guest layout: the channels check page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
-// One round trip in this many has the kernel raise its fault: each costs
-// two thread hand-offs more than a made-up event, and a third of the
-// round trips is plenty for V8 to compile the path that reads events.
+// One round trip in this many has the kernel raise its fault: each costs a
+// write(2) on libuv's pool and four thread hand-offs that a made-up event
+// does not (the rehearsal took 1.0 s in a page thread instead of 0.66 with
+// every fault raised so), and a third is plenty for V8 to compile the path
+// that reads events.
 const KERNEL_FAULT_EVERY = 3;
 // A thread id for the fault events, as the kernel reports with UFFD_FEATURE_THREAD_ID.
 const REHEARSAL_THREAD_ID = 1;

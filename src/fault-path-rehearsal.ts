@@ -24,8 +24,7 @@ import { join } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { PostcopyError } from './errors.ts';
 import type { Logger } from './log.ts';
-import { PageService } from './destination/page-service.ts';
-import type { PlacementRegion } from './destination/uffd-port.ts';
+import { PageService, pageThreadRegion } from './destination/page-service.ts';
 import { adoptChannel } from './protocol/channel-handoff.ts';
 import type { MigrationChannel } from './protocol/channel.ts';
 import type { RamLayout } from './protocol/layout.ts';
@@ -228,17 +227,8 @@ async function rehearse(
   const queue = new UrgentQueue({ frames, counters, cursor: new CursorHint(), pageCount, highWaterMark: 4 * 1024 * 1024 });
   let done = from;
 
-  // Shaped as a page thread's: the region starts `first` pages before the scratch pages, and is never read or dropped through.
-  const region: PlacementRegion = {
-    address: scratchAddress - first * pageSize,
-    length: pageCount * pageSize,
-    bytes: () => {
-      throw new Error('a page thread never reads guest RAM');
-    },
-    discard: () => {
-      throw new Error('discards are applied by the main thread');
-    },
-  };
+  // A page thread's region, starting `first` pages before the scratch pages.
+  const region = pageThreadRegion(scratchAddress - first * pageSize, pageCount * pageSize);
   const scratch = new Uint8Array(native.view(scratchAddress, length));
   const received = new PageBitmap(pageCount);
   const emptyScratch = (): void => {

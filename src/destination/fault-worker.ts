@@ -19,8 +19,7 @@ import { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { prioritizeThisThread, threadId } from '../thread-priority.ts';
 import { threadLogger } from '../worker-log.ts';
 import type { FaultThreadData, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
-import { PageService } from './page-service.ts';
-import type { PlacementRegion } from './uffd-port.ts';
+import { PageService, pageThreadRegion } from './page-service.ts';
 
 const port = parentPort!;
 const post = (m: FromFaultThread): void => port.postMessage(m);
@@ -31,22 +30,10 @@ function serve(data: FaultThreadData): PageService {
   const log = threadLogger(data.logLevel, data.role === 'faults' ? 'fault' : 'bulk', (line) => post({ type: 'log', line }));
   // Only the fault path runs ahead of the vCPUs; the push takes its turn like them.
   if (data.role === 'faults') prioritizeThisThread(log);
-  // Urgent and bulk frames are postcopy frames (the codec refuses precopy ones
-  // there), so this thread never touches RAM directly: only through the userfaultfd.
-  const region: PlacementRegion = {
-    address: data.regionAddress,
-    length: data.regionLength,
-    bytes: () => {
-      throw new Error('a page thread never reads guest RAM');
-    },
-    discard: () => {
-      throw new Error('discards are applied by the main thread');
-    },
-  };
   return new PageService({
     role: data.role,
     uffd: new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false }),
-    region,
+    region: pageThreadRegion(data.regionAddress, data.regionLength),
     pageSize: data.pageSize,
     received: PageBitmap.attach(Math.floor(data.regionLength / data.pageSize), data.received),
     // Moves arrive as messages (entering postcopy-active resends requests); a

@@ -41,6 +41,25 @@ export interface PageServiceOptions {
   readonly onFailure: (message: string) => void;
 }
 
+/**
+ * Guest RAM as a page thread sees it: urgent and bulk frames are postcopy
+ * frames (the codec refuses precopy ones there), so it never touches RAM
+ * directly, only through the userfaultfd. One literal for the migration and
+ * the rehearsal alike, so both place through objects of one shape.
+ */
+export function pageThreadRegion(address: number, length: number): PlacementRegion {
+  return {
+    address,
+    length,
+    bytes: () => {
+      throw new Error('a page thread never reads guest RAM');
+    },
+    discard: () => {
+      throw new Error('discards are applied by the main thread');
+    },
+  };
+}
+
 // What came through postMessage is a copy, not the interned literal the
 // rehearsal compared against, and V8 threw away code that compared them.
 const internedState = (state: MigrationState): MigrationState => MIGRATION_STATES.find((s) => s === state)!;

@@ -14,7 +14,6 @@
 // floor alone ranges ~10–20 µs. `taskset -c 0 npm run bench:faults` pins all
 // three to one CPU for a steadier comparison.
 import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +22,7 @@ import * as hdr from 'hdr-histogram-js';
 import { createLogger } from '../src/log.ts';
 import { openPath, openUserfaultfd } from '../src/uffd/open.ts';
 import { allocateRegion, type Backend } from '../src/uffd/region.ts';
-import { startWorker } from '../src/worker.ts';
+import { startWorker, workerResult } from '../src/worker.ts';
 import type { ToucherData } from './fault-roundtrip.toucher.ts';
 
 const REGION = 1 << 30;
@@ -123,8 +122,7 @@ async function measure(backend: Backend, touches: number, seed: number): Promise
       warmup: WARMUP,
       latencies,
     } satisfies ToucherData);
-    const [done] = (await once(worker, 'message')) as [{ sum: number; aborted: boolean }];
-    await once(worker, 'exit');
+    const done = await workerResult<{ sum: number; aborted: boolean }>(worker);
     if (done.aborted || done.sum !== FILL * (WARMUP + touches)) throw new Error(`${backend}: the worker read wrong bytes`);
     const detail = backend === 'sim' ? 'Atomics gate, waitAsync on the main loop' : `path ${uffd.path}, libuv poll on the main loop`;
     return { detail, nanoseconds: new Float64Array(latencies) };

@@ -1,5 +1,6 @@
 // Starting worker threads whose code is TypeScript (see worker-bootstrap.mjs).
 import { Worker, workerData as rawWorkerData, type WorkerOptions } from 'node:worker_threads';
+import { PostcopyError } from './errors.ts';
 
 const bootstrap = new URL('./worker-bootstrap.mjs', import.meta.url);
 
@@ -26,5 +27,31 @@ export function firstMessage(worker: Worker, type: string): Promise<void> {
     };
     worker.on('message', onMessage);
     worker.once('exit', () => resolve());
+  });
+}
+
+/**
+ * The first message of a worker that answers once and exits, resolved after its
+ * exit. A worker whose parent is busy when it ends has its message delivered
+ * inside the 'exit' dispatch, in the same tick: awaiting the message and only
+ * then listening for 'exit' misses the exit and waits forever.
+ */
+export function workerResult<T>(worker: Worker): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let answered = false;
+    let result: T;
+    let failure: unknown;
+    worker.once('message', (m: T) => {
+      answered = true;
+      result = m;
+    });
+    worker.once('error', (err) => {
+      failure = err;
+    });
+    worker.once('exit', (code) => {
+      if (failure !== undefined) reject(failure);
+      else if (answered) resolve(result);
+      else reject(new PostcopyError('WORKER_ERR_NO_ANSWER', `a worker thread exited with code ${code} without answering`));
+    });
   });
 }

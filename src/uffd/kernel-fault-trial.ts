@@ -2,11 +2,10 @@
 // a worker passes a missing registered page to write(2) on a file while this
 // thread serves the fault. The answer is what happened, not what the access
 // path is documented to do.
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startWorker } from '../worker.ts';
+import { startWorker, workerResult } from '../worker.ts';
 import type { KernelFaultWriterData, KernelFaultWriterResult } from './kernel-fault-writer.ts';
 import { PAGE_SIZE } from './pages.ts';
 import { allocateRegion } from './region.ts';
@@ -86,9 +85,7 @@ export async function tryKernelFault(uffd: Userfaultfd, options: KernelFaultTria
         registered = false;
       }, timeoutMs);
     }
-    // once() rejects if the worker fails instead of answering.
-    const [result] = (await once(worker, 'message')) as [KernelFaultWriterResult];
-    await once(worker, 'exit');
+    const result = await workerResult<KernelFaultWriterResult>(worker);
     const bytesMatch = sameBytes(new Uint8Array(fs.readFileSync(file)), page);
     return {
       faultDelivered,

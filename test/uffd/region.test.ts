@@ -1,6 +1,5 @@
-import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { startWorker } from '../../src/worker.ts';
+import { startWorker, workerResult } from '../../src/worker.ts';
 import { allocateRegion, type Backend } from '../../src/uffd/region.ts';
 import { nativeAvailable } from '../../src/uffd/native.ts';
 
@@ -15,8 +14,7 @@ describe.each(backends)('guest RAM region (%s)', (backend) => {
     try {
       expect(region.address % 4096).toBe(0);
       const worker = startWorker(writer, { handle: region.handle, pages: [0, 3, 15], value: 0x5a });
-      const [reply] = (await once(worker, 'message')) as [{ byteLength: number }];
-      await once(worker, 'exit');
+      const reply = await workerResult<{ byteLength: number }>(worker);
       expect(reply.byteLength).toBe(region.length);
       const bytes = region.bytes();
       expect([bytes[0], bytes[3 * 4096], bytes[15 * 4096], bytes[4096]]).toEqual([0x5a, 0x5a, 0x5a, 0]);

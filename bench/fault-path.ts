@@ -185,5 +185,12 @@ await new Command('bench:fault-path')
   .option('--faults <n>', 'distinct pages touched', integer(1, 10_000_000), 20_000)
   .option('--region <bytes>', 'region size', size, 256 * 2 ** 20)
   .option('--json', 'one JSON object instead of the table')
-  .action((options: Options) => main(options))
+  .action((options: Options, command: Command) => {
+    // Every touch is of a page of its own, so the region must hold them all.
+    if (options.region % PAGE !== 0) command.error(`error: --region ${options.region} is not a whole number of ${PAGE}-byte pages`);
+    if (options.faults > options.region / PAGE) {
+      command.error(`error: --faults ${options.faults} is more than the ${options.region / PAGE} pages of the --region; raise --region or lower --faults`);
+    }
+    return main(options);
+  })
   .parseAsync();

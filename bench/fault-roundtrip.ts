@@ -7,7 +7,7 @@
 // Prints p50/p90/p99 over every round and each p50's ratio to the C floor;
 // the target is the kernel path within 1.5× of it. Never passes or fails.
 //
-//   npm run bench:faults [-- TOUCHES [ROUNDS]]        (default 20000 pages, 3 rounds)
+//   npm run bench:faults [-- TOUCHES [ROUNDS]]        (default 20000 pages, 3 rounds; --help)
 //
 // Where the scheduler puts the two threads moves every figure: a wake-up on
 // another CPU costs ~8 µs more here than a switch on the same one, so the C
@@ -18,7 +18,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
 import * as hdr from 'hdr-histogram-js';
+import { integer } from '../src/cli/options.ts';
 import { createLogger } from '../src/log.ts';
 import { openPath, openUserfaultfd } from '../src/uffd/open.ts';
 import { allocateRegion, type Backend } from '../src/uffd/region.ts';
@@ -141,8 +143,13 @@ function formatRow(f: Figure, floor: Figure): string {
   return `  ${f.name.padEnd(17)} ${us(f.p50)} ${us(f.p90)} ${us(f.p99)} ${ratio.padStart(7)}   ${f.detail}\n`;
 }
 
-const touches = Number(process.argv[2] ?? 20_000);
-const rounds = Number(process.argv[3] ?? 3);
+// Pages a round touches, after its warm-up, all distinct within the region.
+const MAX_TOUCHES = REGION / PAGE - WARMUP;
+const [touches, rounds] = new Command('bench:faults')
+  .description('fault round trip, kernel and software backends, against the same loop in C')
+  .argument('[touches]', `distinct pages each round touches, 1 to ${MAX_TOUCHES}`, integer(1, MAX_TOUCHES), 20_000)
+  .argument('[rounds]', 'rounds, 1 to 100', integer(1, 100), 3)
+  .parse().processedArgs as [number, number];
 const NAMES = { c: 'C floor', kernel: 'kernel backend', sim: 'software backend' } as const;
 type Row = keyof typeof NAMES;
 const samples: Record<Row, Sample[]> = { c: [], kernel: [], sim: [] };

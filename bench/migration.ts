@@ -394,7 +394,9 @@ const program = new Command('bench:migration')
   .option('--timeout <s>', 'give up on the migration after this many seconds', integer(10, 3600), 300)
   .option('--no-trace', 'do not time faults from the touch with bpftrace; compare the self-timed figures')
   .option('--max-postcopy-bandwidth <bytes/s>', "cap postcopy's background push (e.g. 300M); the targets then do not apply", size)
-  .action(async (options: Options) => {
+  .action(async (options: Options, command: Command) => {
+    // memwork's working set lies in guest RAM, as the C floor's does in its region.
+    if (options.wss > options.ram) command.error(`error: --wss ${options.wss} is larger than --ram ${options.ram}; the working set must fit in guest RAM`);
     try {
       await main(options);
     } catch (err) {

@@ -13,7 +13,6 @@ import * as ws from 'ws';
 import type { PollSource } from '../poll-loop.ts';
 import { loadNative } from '../uffd/native.ts';
 import type { ChannelSocket } from './channel.ts';
-import { binaryFrameHead } from './websocket-frame.ts';
 
 interface ReceiverInternals extends EventEmitter {
   _write(chunk: Buffer, encoding: string, cb: (err?: Error | null) => void): void;
@@ -158,15 +157,6 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     this.sendFrame(data, OPCODE_BINARY, cb);
   }
 
-  sendPieces(pieces: readonly Uint8Array[], cb?: (err?: Error) => void): void {
-    if (this.readyState !== this.OPEN) {
-      cb?.(new Error(`WebSocket is not open: readyState ${this.readyState}`));
-      return;
-    }
-    const length = pieces.reduce((sum, p) => sum + p.length, 0);
-    this.enqueue([binaryFrameHead(length, this.mask), ...pieces], cb);
-  }
-
   close(code?: number, reason = ''): void {
     if (this.readyState === this.CLOSED) return;
     if (!this.closeFrameSent) {
@@ -294,10 +284,6 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       rsv1: false,
       ...(this.mask ? { generateMask: zeroMask } : {}),
     });
-    this.enqueue(chunks, cb);
-  }
-
-  private enqueue(chunks: Uint8Array[], cb?: (err?: Error) => void): void {
     const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
     this.queue.push({ chunks, bytes, cb });
     this.queuedBytes += bytes;

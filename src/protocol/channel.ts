@@ -2,7 +2,6 @@
 // validates every incoming message once against the current state, and on a
 // protocol error reports it to the peer, closes with the error's close code
 // and tells the owner — the process stays up.
-import type { Socket } from 'node:net';
 import type WebSocket from 'ws';
 import type { Logger } from '../log.ts';
 import { decodeMessage, encodeControl } from './codec.ts';
@@ -10,17 +9,8 @@ import { ProtocolError, ProtocolMalformedError } from './errors.ts';
 import type { RamLayout } from './layout.ts';
 import type { ChannelKind, ControlMessage, Message, Role } from './messages.ts';
 import type { MigrationState } from './state.ts';
-import { binaryFrameHead } from './websocket-frame.ts';
 
 export type SendCallback = (err?: Error) => void;
-
-/** What of ws's WebSocket a message in pieces is written through: the socket ws itself writes its frames to. */
-interface WebSocketInternals {
-  readonly _socket: Socket;
-  readonly _isServer: boolean;
-  /** 0 (DEFAULT) unless ws is compressing or reading a Blob: then it queues frames, and ours must queue behind them. */
-  readonly _sender: { readonly _state: number };
-}
 
 /**
  * WebSocket's "going away": how a side that lost one of its channels closes
@@ -40,8 +30,6 @@ export interface ChannelSocket {
   readonly bufferedAmount: number;
   readonly isPaused: boolean;
   send(data: Uint8Array, options: { binary: boolean }, cb?: SendCallback): void;
-  /** One binary message made of `pieces`, never joined in memory; ws's WebSocket has no such method (see sendPieces). */
-  sendPieces?(pieces: readonly Uint8Array[], cb?: SendCallback): void;
   close(code?: number, reason?: string): void;
   pause(): void;
   resume(): void;
@@ -123,37 +111,6 @@ export class MigrationChannel {
       return;
     }
     this.ws.send(bytes, { binary: true }, cb);
-  }
-
-  /**
-   * One binary message made of `pieces` (a page frame's header and a view of
-   * guest RAM), written without joining them: the kernel copies each piece
-   * once, into the socket. The pieces must not change until `cb`: a source's
-   * RAM does not in postcopy, with its vCPUs stopped.
-   */
-  sendPieces(pieces: readonly Uint8Array[], cb?: SendCallback): void {
-    if (!this.open) {
-      cb?.(new Error(`the ${this.kind} channel is closed`));
-      return;
-    }
-    if (this.ws.sendPieces) {
-      this.ws.sendPieces(pieces, cb);
-      return;
-    }
-    const ws = this.ws as unknown as WebSocketInternals;
-    if (ws._sender._state !== 0) {
-      this.ws.send(Buffer.concat(pieces), { binary: true }, cb);
-      return;
-    }
-    // Frames ws writes go to this socket in the same order, so a message in pieces stays between them.
-    const socket = ws._socket;
-    const length = pieces.reduce((sum, p) => sum + p.length, 0);
-    socket.cork();
-    socket.write(binaryFrameHead(length, !ws._isServer));
-    const last = pieces.length - 1;
-    for (let i = 0; i < last; i++) socket.write(pieces[i]);
-    socket.write(pieces[last], (err) => cb?.(err ?? undefined));
-    socket.uncork();
   }
 
   /** Stop reading: TCP backpressure then reaches the sender. */

@@ -57,17 +57,6 @@ export function encodePagesInto(target: Buffer, start: PageIndex, count: number,
   return frame;
 }
 
-/**
- * The header of a frame of `count` pages whose bytes follow it on the wire
- * but not in memory: the frame goes out as [header, pages] pieces of one
- * WebSocket message (MigrationChannel.sendPieces), the pages a view of RAM.
- */
-export function encodePagesHeader(start: PageIndex, count: number): Buffer {
-  const header = Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES);
-  writeHeader(header, KIND_PAGES, start, count, false);
-  return header;
-}
-
 export function encodeZeroRun(start: PageIndex, count: number, precopy = false): Buffer {
   const frame = Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES);
   writeHeader(frame, KIND_ZERO_RUN, start, count, precopy);

@@ -1,25 +1,16 @@
 // Puts a run of pages on a channel as one frame, for the bulk push, precopy
-// rounds and the request thread alike; zero pages travel as a marker. The run
-// is marked sent and counted before the frame leaves, so neither the sent set
-// nor the figures ever lag what the destination may already hold, whichever
-// thread sent it.
+// rounds and the request thread alike: data pages are copied into a reused
+// buffer, zero pages travel as a marker. The run is marked sent and counted
+// before the frame leaves, so neither the sent set nor the figures ever lag
+// what the destination may already hold, whichever thread sent it.
 //
-// In postcopy the data pages go out as they lie in RAM, a header and a view
-// of the run written together (MigrationChannel.sendPieces): the vCPUs are
-// stopped, so the pages cannot change before the kernel copies them into the
-// socket, and copying them into a frame first cost the push a third of the
-// CPU it spent on the data (memmove 34 ms a 1 GiB migration, beside the
-// kernel's 34 ms). Precopy frames are still copied: the guest runs, and a
-// queued view would go out with what the page holds when the socket takes
-// it, not when its dirty bit was cleared.
-//
-// Their buffers come in sizes of a power of two pages, each size with its own
+// Buffers come in sizes of a power of two pages, each size with its own
 // spares: the send window bounds bytes in flight, not frames, and once urgent
 // requests have cut the push into short runs, a full-size buffer per frame
 // took 88 of them (22 MiB, each page a first-touch fault) for 4 MiB in flight.
 import { pageIndex } from '../protocol/layout.ts';
 import type { PageBitmap } from '../protocol/page-bitmap.ts';
-import { encodePagesHeader, encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
+import { encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
 import type { PopulatedPages } from './populated-pages.ts';
 import type { SendWindow } from './send-window.ts';
 import type { TransferCounters } from './transfer-counters.ts';
@@ -54,15 +45,6 @@ export class FrameSender {
     let written: (() => void) | undefined;
     if (zero) {
       frame = encodeZeroRun(pageIndex(start), count, precopy);
-    } else if (!precopy) {
-      const header = encodePagesHeader(pageIndex(start), count);
-      const pages = this.pageBytes(start, count);
-      sent.setRange(start, count);
-      const length = header.length + pages.length;
-      counters.add('transferredBytes', length);
-      counters.add('normalPages', count);
-      window.sendPieces([header, pages]);
-      return length;
     } else {
       // Reused once written: a fresh buffer per frame made the garbage
       // collector stop this thread every few tens of milliseconds.

@@ -8,8 +8,6 @@
 // resumes at the low-water mark instead of waiting for an empty buffer.
 export interface FrameSink {
   sendBytes(bytes: Uint8Array, cb?: (err?: Error) => void): void;
-  /** One message of `pieces`, never joined: they must not change until `cb`. */
-  sendPieces(pieces: readonly Uint8Array[], cb?: (err?: Error) => void): void;
   readonly open: boolean;
 }
 
@@ -38,24 +36,15 @@ export class SendWindow {
   /** `written` runs once the frame reached the kernel (or the channel failed): its buffer may then be reused. */
   send(frame: Uint8Array, written?: () => void): void {
     this.inFlight += frame.length;
-    this.sink.sendBytes(frame, () => this.sent(frame.length, written));
-  }
-
-  /** A frame in pieces (MigrationChannel.sendPieces): they may change once `written` runs. */
-  sendPieces(pieces: readonly Uint8Array[], written?: () => void): void {
-    const length = pieces.reduce((sum, p) => sum + p.length, 0);
-    this.inFlight += length;
-    this.sink.sendPieces(pieces, () => this.sent(length, written));
-  }
-
-  private sent(length: number, written: (() => void) | undefined): void {
-    written?.();
-    this.inFlight -= length;
-    if (this.waiter && this.inFlight <= this.lowWaterMark) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w();
-    }
+    this.sink.sendBytes(frame, () => {
+      written?.();
+      this.inFlight -= frame.length;
+      if (this.waiter && this.inFlight <= this.lowWaterMark) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w();
+      }
+    });
   }
 
   /** Calls `resume` once the queue fell to the low-water mark (a closed sink never calls it). */

@@ -55,41 +55,7 @@ describe.skipIf(!nativeAvailable())('zero pages of private anonymous RAM (pagema
 });
 
 describe('frame buffers', () => {
-  it('are not used in postcopy: a frame goes as its header and a view of the run in RAM, and decodes to those pages', () => {
-    const pages = 8;
-    const ram = new Uint8Array(pages * PAGE);
-    for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE, (p + 1) * PAGE);
-    const messages: (readonly Uint8Array[])[] = [];
-    let written = 0;
-    const window = new SendWindow(
-      {
-        open: true,
-        sendBytes: () => expect.unreachable('a postcopy data frame is never joined'),
-        sendPieces(pieces, cb) {
-          messages.push(pieces);
-          written++;
-          cb?.();
-        },
-      },
-      1 << 30,
-    );
-    const frames = new FrameSender({ ram, pageSize: PAGE, sent: new PageBitmap(pages), counters: new TransferCounters() });
-    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
-    expect(frames.send(window, 2, 3, false, false)).toBe(PAGE_FRAME_HEADER_BYTES + 3 * PAGE);
-    expect(allocations).not.toHaveBeenCalled();
-    allocations.mockRestore();
-    expect(written).toBe(1);
-    const [[header, run]] = messages;
-    expect(header.length).toBe(PAGE_FRAME_HEADER_BYTES);
-    // The very bytes of RAM, not a copy of them.
-    expect(run.buffer).toBe(ram.buffer);
-    expect([run.byteOffset, run.length]).toEqual([2 * PAGE, 3 * PAGE]);
-    const frame = decodePageFrame(Buffer.concat([header, run]), PAGE, pages);
-    expect(frame).toMatchObject({ type: 'pages', start: 2, count: 3, precopy: false });
-    expect(window.queuedBytes).toBe(0);
-  });
-
-  it('of precopy frames are sized to the run in powers of two pages, reused once written, and carry the pages they were given', () => {
+  it('are sized to the run in powers of two pages, reused once written, and carry the pages they were given', () => {
     const pages = 64;
     const ram = new Uint8Array(pages * PAGE);
     for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE, (p + 1) * PAGE);
@@ -102,22 +68,21 @@ describe('frame buffers', () => {
           sent.push(Uint8Array.from(bytes));
           pending.push(() => cb?.());
         },
-        sendPieces: () => expect.unreachable('a precopy frame is copied, never sent in pieces'),
       },
       1 << 30,
     );
     const frames = new FrameSender({ ram, pageSize: PAGE, sent: new PageBitmap(pages), counters: new TransferCounters() });
     const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
     const runs: [number, number][] = [[0, 1], [1, 1], [2, 3], [5, 4], [9, 33]];
-    for (const [start, count] of runs) frames.send(window, start, count, false, true);
+    for (const [start, count] of runs) frames.send(window, start, count, false, false);
     expect(allocations.mock.calls.map(([bytes]) => (bytes - PAGE_FRAME_HEADER_BYTES) / PAGE)).toEqual([1, 1, 4, 4, 64]);
     for (const written of pending.splice(0)) written();
-    for (const [start, count] of runs) frames.send(window, start + 10, count, false, true);
+    for (const [start, count] of runs) frames.send(window, start + 10, count, false, false);
     expect(allocations).toHaveBeenCalledTimes(5);
     allocations.mockRestore();
     [...runs, ...runs.map(([s, c]): [number, number] => [s + 10, c])].forEach(([start, count], i) => {
       const frame = decodePageFrame(sent[i], PAGE, pages);
-      expect(frame).toMatchObject({ type: 'pages', start, count, precopy: true });
+      expect(frame).toMatchObject({ type: 'pages', start, count });
       if (frame.type !== 'pages') return;
       expect(Buffer.compare(frame.payload, ram.subarray(start * PAGE, (start + count) * PAGE))).toBe(0);
     });

@@ -38,19 +38,13 @@ export function firstMessage(worker: Worker, type: string): Promise<void> {
  */
 export function workerResult<T>(worker: Worker): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let answered = false;
-    let result: T;
+    let answer: { readonly value: T } | undefined;
     let failure: unknown;
-    worker.once('message', (m: T) => {
-      answered = true;
-      result = m;
-    });
-    worker.once('error', (err) => {
-      failure = err;
-    });
+    worker.once('message', (value: T) => (answer = { value }));
+    worker.once('error', (err) => (failure = err));
     worker.once('exit', (code) => {
       if (failure !== undefined) reject(failure);
-      else if (answered) resolve(result);
+      else if (answer) resolve(answer.value);
       else reject(new PostcopyError('WORKER_ERR_NO_ANSWER', `a worker thread exited with code ${code} without answering`));
     });
   });

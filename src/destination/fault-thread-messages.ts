@@ -39,7 +39,9 @@ export type ToFaultThread =
   | { readonly type: 'state'; readonly state: MigrationState }
   /** A fault the main thread read itself (draining on EAGAIN). */
   | { readonly type: 'fault'; readonly event: FaultEvent }
-  | { readonly type: 'figures' };
+  | { readonly type: 'figures' }
+  /** Ends its rehearsal at the next round trip: close() terminates the thread only after 'rehearsed'. */
+  | { readonly type: 'end' };
 
 export interface FaultThreadFigures {
   readonly faults: FaultFigures;

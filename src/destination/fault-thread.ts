@@ -49,6 +49,7 @@ export class FaultThread {
   private pendingFigures: ((f: FaultThreadFigures) => void)[] = [];
   private lastFigures: FaultThreadFigures | undefined;
   private exited = false;
+  private serving = false;
 
   /** `name` names the thread: 'fault', or 'bulk' for one that will serve the bulk role. */
   constructor(
@@ -56,8 +57,6 @@ export class FaultThread {
     name = 'fault',
   ) {
     this.worker = startWorker(new URL('./fault-worker.ts', import.meta.url), null, { name });
-    // Idle until it serves, it must not keep a destination that gave up from exiting.
-    this.worker.unref();
     this.loadedPromise = new Promise((resolve) => {
       const onLoaded = (m: FromFaultThread): void => {
         if (m.type !== 'loaded') return;
@@ -76,6 +75,12 @@ export class FaultThread {
       for (const resolve of this.pendingFigures) resolve(this.lastFigures ?? emptyFigures());
       this.pendingFigures = [];
       if (code !== 0 && code !== 1) this.failHandler?.(new Error(`the fault thread exited with code ${code}`));
+    });
+    // Idle until it serves, it must not keep a destination that gave up from
+    // exiting; but not while it rehearses (see close()). After the listeners:
+    // adding a 'message' listener refs the worker's port again.
+    void this.rehearsedPromise.then(() => {
+      if (!this.serving) this.worker.unref();
     });
   }
 
@@ -113,6 +118,7 @@ export class FaultThread {
       sharedState: options.sharedState,
       logLevel: this.log.level,
     };
+    this.serving = true;
     this.worker.ref();
     this.post({ type: 'serve', data });
   }
@@ -163,9 +169,18 @@ export class FaultThread {
     return this.lastFigures;
   }
 
-  /** Ends the thread and closes its descriptor of the userfaultfd. */
+  /**
+   * Ends the thread and closes its descriptor of the userfaultfd. Never in
+   * the middle of its rehearsal: a rehearsal fault the kernel raises is a
+   * write(2) on libuv's pool asleep on a scratch page, a thread terminated
+   * then never places that page, and its teardown (and so the process's
+   * exit) waits for the write forever.
+   */
   async close(): Promise<void> {
-    if (!this.exited) await this.worker.terminate();
+    if (this.exited) return;
+    this.post({ type: 'end' });
+    await this.rehearsedPromise;
+    await this.worker.terminate();
   }
 
   private post(m: ToFaultThread): void {

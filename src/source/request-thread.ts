@@ -80,8 +80,13 @@ export class RequestThread {
     // Idle until it serves, it must not keep a source whose guest never
     // migrates from exiting. After the listeners: adding a 'message' listener
     // refs the worker's port again, and an unref() before them kept `quit`
-    // and a powered-off guest's source running forever.
-    this.worker.unref();
+    // and a powered-off guest's source running forever. Not while it
+    // rehearses: terminated then, at the process's exit, it would leave a
+    // write(2) raising a rehearsal fault asleep on a page nobody places, and
+    // the exit waiting for it forever (fault-thread.ts, close()).
+    void this.rehearsedPromise.then(() => {
+      if (!this.serving) this.worker.unref();
+    });
   }
 
   /** Resolves once its modules are loaded (or it exited): from then on a request waits for nothing but the thread. */

@@ -117,4 +117,19 @@ describe.skipIf(dev.reason !== null)('the fault-path rehearsal', () => {
       await Promise.all([requests.stop(1000, 'test over'), faults.close()]);
     }
   });
+
+  it('lets a page thread close at any moment of its rehearsal, and then closes it', async () => {
+    // A third of the rehearsal's faults are a write(2) on libuv's pool asleep
+    // on a scratch page: a thread terminated then never places that page,
+    // and terminate() (or the process's exit) waited for the write forever.
+    const { log } = memoryLog('warn');
+    for (let i = 0; i < 6; i++) {
+      const faults = new FaultThread(log);
+      await faults.loaded();
+      await new Promise((resolve) => setTimeout(resolve, 40 + 47 * i));
+      let closed = false;
+      await Promise.race([faults.close().then(() => (closed = true)), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      expect(closed, `close() ${40 + 47 * i} ms into the rehearsal`).toBe(true);
+    }
+  });
 });

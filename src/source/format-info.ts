@@ -6,7 +6,7 @@ export function formatMigrationInfo(i: MigrationInfo): string {
   const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
   return [
     `Migration status: ${i.status} (${i.mode})`,
-    `total time: ${ms(i.totalMs)}   setup: ${ms(i.setupMs)}   downtime: ${ms(i.downtimeMs)}`,
+    `total time: ${ms(i.totalMs)}   setup: ${ms(i.setupMs)}   downtime: ${ms(i.downtimeMs)}   expected downtime: ${ms(i.expectedDowntimeMs)}`,
     `transferred: ${mib(i.transferredBytes)}   throughput: ${i.mbps.toFixed(0)} mbps`,
     `remaining: ${i.remainingPages} of ${i.totalPages} pages   normal: ${i.normalPages}   zero: ${i.zeroPages}   precopy: ${i.precopyPages}`,
     `precopy rounds: ${i.precopyRounds}   postcopy requests: ${i.postcopyRequests}`,

@@ -12,6 +12,8 @@ export interface MigrationInfo {
   setupMs: number;
   /** vCPUs stopped here → running there; null until the switchover is done. */
   downtimeMs: number | null;
+  /** After each precopy round: how long the pages left would take to send (QEMU's expected-downtime); null before. */
+  expectedDowntimeMs: number | null;
   transferredBytes: number;
   remainingPages: number;
   totalPages: number;

@@ -20,6 +20,7 @@ import { connectMigration } from '../protocol/connect.ts';
 import type { ControlMessage, MachineIdentity, Message } from '../protocol/messages.ts';
 import { MigrationStateMachine, type MigrationState } from '../protocol/state.ts';
 import { PAGE_SIZE } from '../uffd/pages.ts';
+import { expectedDowntimeMs } from './downtime-estimate.ts';
 import { MigrationCancelledError, MigrationFailedError } from './errors.ts';
 import type { MachineConfigPayload, MigrationInfo, MigrationMode, TransferredState } from './migration-info.ts';
 import { PageServer } from './page-server.ts';
@@ -62,6 +63,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private downtimeMs: number | undefined;
   private endedAt: number | undefined;
   private rounds = 0;
+  private expectedDowntime: number | undefined;
   private postcopyRequested = false;
   /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */
   private pendingFinalRound: number[] | undefined;
@@ -207,6 +209,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       totalMs,
       setupMs: this.setupMs,
       downtimeMs: this.downtimeMs ?? null,
+      expectedDowntimeMs: this.expectedDowntime ?? null,
       transferredBytes,
       remainingPages: f?.remainingPages ?? Math.floor(this.options.machine.ramSize / PAGE_SIZE),
       totalPages: Math.floor(this.options.machine.ramSize / PAGE_SIZE),
@@ -358,13 +361,15 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     for (;;) {
       this.checkCancelled();
       const began = performance.now();
+      const wireBefore = server.figures.transferredBytes;
       await server.sendPrecopy(pages);
       await this.drained(server);
       this.rounds++;
-      const bytesPerMs = (pages.length * PAGE_SIZE) / Math.max(0.001, performance.now() - began);
+      const round = { wireBytes: server.figures.transferredBytes - wireBefore, elapsedMs: performance.now() - began };
       const dirty = machine.fetchAndClearDirty();
-      const expectedMs = (dirty.length * PAGE_SIZE) / bytesPerMs;
-      this.log.info({ round: this.rounds, sentPages: pages.length, dirtyPages: dirty.length, expectedDowntimeMs: +expectedMs.toFixed(2) }, 'precopy round');
+      const expectedMs = expectedDowntimeMs(dirty.length, PAGE_SIZE, round);
+      this.expectedDowntime = expectedMs;
+      this.log.info({ round: this.rounds, sentPages: pages.length, wireBytes: round.wireBytes, dirtyPages: dirty.length, expectedDowntimeMs: +expectedMs.toFixed(2) }, 'precopy round');
       if (expectedMs <= downtimeLimitMs) {
         // Converged: the last dirty set goes while the vCPUs are stopped.
         this.pendingFinalRound = dirty;

@@ -30,6 +30,8 @@ describe('precopy that cannot converge', () => {
       expect(precopy.precopyRounds).toBe(3);
       expect(precopy.error).toMatch(/did not converge after 3 rounds/);
       expect(precopy.error).toMatch(/--mode hybrid or postcopy/);
+      // What the last round measured, as QEMU's expected-downtime: over the limit, or it would have switched over.
+      expect(precopy.expectedDowntimeMs).toBeGreaterThan(1);
       expect(await first.exit()).not.toBe(0);
       // The destination heard the reason, not just its page channels closing.
       expect((await first.waitFor('failed')).message).toMatch(/the source cancelled the migration: precopy did not converge/);

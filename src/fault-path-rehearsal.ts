@@ -271,6 +271,7 @@ async function rehearse(
     loop,
     log,
     onAllPresent: () => undefined,
+    onPrecopyPlaced: () => undefined,
     onChannelClosed: (id) => destinationEnds.get(id)?.(),
     onFailure: (message) => waiting?.reject(new Error(message)),
   });

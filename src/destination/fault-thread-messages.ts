@@ -9,8 +9,9 @@ import type { FaultEvent } from './uffd-port.ts';
 
 /**
  * 'faults': reads the userfaultfd and serves the urgent channel (QEMU's fault
- * thread). 'bulk': places the background push from the bulk channel (QEMU's
- * listen thread); it never reads the userfaultfd, only places through it.
+ * thread). 'bulk': places precopy pages and the background push from the bulk
+ * channel (QEMU's listen thread); it never reads the userfaultfd, only places
+ * through it.
  */
 export type PageThreadRole = 'faults' | 'bulk';
 
@@ -40,6 +41,8 @@ export type ToFaultThread =
   /** A fault the main thread read itself (draining on EAGAIN). */
   | { readonly type: 'fault'; readonly event: FaultEvent }
   | { readonly type: 'figures' }
+  /** The source's precopy-sync: answer 'precopy-placed' once this many precopy pages are in RAM. */
+  | { readonly type: 'precopy-sync'; readonly pages: number }
   /** Ends its rehearsal at the next round trip: close() terminates the thread only after 'rehearsed'. */
   | { readonly type: 'end' };
 
@@ -56,6 +59,8 @@ export type FromFaultThread =
   /** Its rehearsal of the fault path is over (fault-path-rehearsal.ts), done or cut short. */
   | { readonly type: 'rehearsed' }
   | { readonly type: 'all-present' }
+  /** At least `pages` precopy pages are in RAM (answers 'precopy-sync'). */
+  | { readonly type: 'precopy-placed'; readonly pages: number }
   | { readonly type: 'channel-closed'; readonly id: number; readonly code: number; readonly reason: string; readonly error?: { readonly code: string; readonly message: string } }
   | { readonly type: 'figures'; readonly figures: FaultThreadFigures }
   | { readonly type: 'failed'; readonly message: string }

@@ -16,6 +16,7 @@ import type { MigrationState } from '../protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
 import type { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { firstMessage, startWorker } from '../worker.ts';
+import { CountWaiters } from './count-waiters.ts';
 import { relayLogLine } from '../worker-log.ts';
 import type { FaultThreadData, FaultThreadFigures, FromFaultThread, PageThreadRole, ToFaultThread } from './fault-thread-messages.ts';
 import type { FaultEvent } from './uffd-port.ts';
@@ -47,6 +48,7 @@ export class FaultThread {
   private nextChannelId = 1;
   private failHandler: ((err: Error) => void) | undefined;
   private pendingFigures: ((f: FaultThreadFigures) => void)[] = [];
+  private readonly precopyWaiters = new CountWaiters();
   private lastFigures: FaultThreadFigures | undefined;
   private exited = false;
   private serving = false;
@@ -156,6 +158,13 @@ export class FaultThread {
     this.post({ type: 'fault', event });
   }
 
+  /** A bulk thread: resolves once `pages` precopy pages are in RAM. */
+  precopyPlaced(pages: number): Promise<void> {
+    const placed = this.precopyWaiters.wait(pages);
+    this.post({ type: 'precopy-sync', pages });
+    return placed;
+  }
+
   figures(): Promise<FaultThreadFigures> {
     if (this.exited) return Promise.resolve(this.lastFigures ?? emptyFigures());
     return new Promise((resolve) => {
@@ -195,6 +204,9 @@ export class FaultThread {
       case 'all-present':
         this.allPresentHandler?.();
         break;
+      case 'precopy-placed':
+        this.precopyWaiters.reached(m.pages);
+        break;
       case 'channel-closed': {
         const handler = this.closeHandlers.get(m.id);
         this.closeHandlers.delete(m.id);
@@ -219,7 +231,7 @@ export class FaultThread {
 function emptyFigures(): FaultThreadFigures {
   return {
     faults: { faults: 0, dedupedFaults: 0, lateFaults: 0, requests: 0, requestedPages: 0 },
-    placer: { placedPages: 0, zeroPages: 0, duplicatePages: 0, overwrittenPages: 0, discardedPages: 0, existedPages: 0, copyIoctls: 0, zeropageIoctls: 0 },
+    placer: { placedPages: 0, zeroPages: 0, duplicatePages: 0, overwrittenPages: 0, precopyPages: 0, discardedPages: 0, existedPages: 0, copyIoctls: 0, zeropageIoctls: 0 },
     latencyUs: { p50: 0, p90: 0, p99: 0, max: 0, count: 0 },
     blocktimeMs: 0,
   };

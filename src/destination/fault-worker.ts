@@ -1,9 +1,9 @@
 // The destination's page threads. The fault thread reads the userfaultfd,
 // asks the source for each missing page on the urgent channel and places the
 // answer, so a vCPU's fault never waits for the main thread. The bulk thread
-// places the background push (QEMU's listen thread): read in 512 KiB slabs of
-// its own, the push no longer costs the main thread socket reads, copies and
-// the garbage collections they caused. Like QEMU's threads they sleep in
+// places precopy pages and the background push (QEMU's listen thread): read
+// in 512 KiB slabs of its own, they no longer cost the main thread socket
+// reads, copies and the garbage collections they caused. Like QEMU's threads they sleep in
 // poll(2) on their descriptors (poll-loop.ts), not on an event loop. Their
 // placers share the received-pages bitmap with the main thread's: whichever
 // places a page first wins, the others get EEXIST.
@@ -44,6 +44,7 @@ function serve(data: FaultThreadData): PageService {
     loop: new PollLoop(log),
     log,
     onAllPresent: () => post({ type: 'all-present' }),
+    onPrecopyPlaced: (pages) => post({ type: 'precopy-placed', pages }),
     onChannelClosed: (id, code, reason, error) =>
       post({ type: 'channel-closed', id, code, reason, ...(error ? { error: { code: error.code, message: error.message } } : {}) }),
     onFailure: (message) => post({ type: 'failed', message }),
@@ -70,6 +71,9 @@ function handle(m: ToFaultThread): void {
       break;
     case 'fault':
       served.faults.handleFault(m.event);
+      break;
+    case 'precopy-sync':
+      served.awaitPrecopy(m.pages);
       break;
     case 'figures': {
       const { faults, placer } = served;

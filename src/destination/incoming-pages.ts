@@ -1,19 +1,21 @@
 // The destination's page engine wired to its three channels: urgent pages
-// are placed the moment they arrive, bulk pages through the bounded intake,
-// precopy pages and discards in control-channel order; faults become
+// are placed the moment they arrive, precopy and pushed pages through the
+// bounded bulk intake, discards as control brings them; precopy-sync is
+// answered once the precopy pages it counts are in RAM; faults become
 // requests; when every page is present it unregisters the range, tells the
 // source (`complete`) and moves the migration to completed.
 //
 // With page threads (the kernel backend), faults, requests and urgent pages
-// are the fault thread's and the background push is the bulk thread's: this
-// one hands them their channels and places precopy pages into the same
-// received-pages bitmap.
+// are the fault thread's and the bulk channel is the bulk thread's: this one
+// hands them their channels, applies discards to the same received-pages
+// bitmap and relays precopy-sync.
 import type { Logger } from '../log.ts';
 import type { ChannelSet } from '../protocol/listener.ts';
 import type { ChannelKind, ControlMessage, Message, Recover } from '../protocol/messages.ts';
 import type { MigrationStateMachine } from '../protocol/state.ts';
 import type { PageBitmap } from '../protocol/page-bitmap.ts';
 import { BulkIntake } from './bulk-intake.ts';
+import { CountWaiters } from './count-waiters.ts';
 import { FaultHandler } from './fault-handler.ts';
 import type { ChannelCloseHandler, FaultThread } from './fault-thread.ts';
 import { PagePlacer } from './page-placer.ts';
@@ -42,6 +44,8 @@ export class IncomingPages {
   private channels: ChannelSet | undefined;
   private intake: BulkIntake | undefined;
   private completeHandler: (() => void) | undefined;
+  /** Without page threads: precopy-syncs waiting for this thread's placer to take their pages. */
+  private readonly precopyWaiters = new CountWaiters();
 
   constructor(private readonly options: IncomingPagesOptions) {
     this.placer = new PagePlacer(options);
@@ -142,8 +146,13 @@ export class IncomingPages {
   }
 
   private control(m: Message, onControl: (m: ControlMessage) => void): void {
-    if (m.type === 'pages' || m.type === 'zero-run') {
-      this.place(m);
+    // The codec refuses page frames on control; this only narrows the type.
+    if (m.type === 'pages' || m.type === 'zero-run') return;
+    if (m.type === 'precopy-sync') {
+      const control = this.channels?.control;
+      void this.precopyPlaced(m.pages).then(() => {
+        if (control?.open) control.send({ type: 'ack', of: 'precopy-sync' });
+      });
     } else if (m.type === 'discard') {
       this.placer.applyDiscards(m.runs);
       this.channels?.control.send({ type: 'ack', of: 'discard' });
@@ -155,7 +164,16 @@ export class IncomingPages {
   private place(frame: Parameters<PagePlacer['place']>[0]): void {
     if (this.options.state.state === 'completed') return;
     this.placer.place(frame);
+    if (frame.precopy && this.precopyWaiters.pending) this.precopyWaiters.reached(this.placer.figures.precopyPages);
     this.checkComplete();
+  }
+
+  private precopyPlaced(pages: number): Promise<void> {
+    const bulk = this.options.pageThreads?.bulk;
+    if (bulk) return bulk.precopyPlaced(pages);
+    const placed = this.precopyWaiters.wait(pages);
+    this.precopyWaiters.reached(this.placer.figures.precopyPages);
+    return placed;
   }
 
   private checkComplete(): void {

@@ -28,6 +28,8 @@ export interface PlacerFigures {
   duplicatePages: number;
   /** Precopy pages re-sent because they were dirtied: overwritten in place. */
   overwrittenPages: number;
+  /** Pages of precopy frames taken, placed or overwritten: what precopy-sync counts. */
+  precopyPages: number;
   discardedPages: number;
   /** Pages the kernel reported present already (EEXIST): someone else placed them. */
   existedPages: number;
@@ -42,6 +44,7 @@ export class PagePlacer {
     zeroPages: 0,
     duplicatePages: 0,
     overwrittenPages: 0,
+    precopyPages: 0,
     discardedPages: 0,
     existedPages: 0,
     copyIoctls: 0,
@@ -88,6 +91,7 @@ export class PagePlacer {
       }
       p += present;
     }
+    if (frame.precopy) this.figures.precopyPages += frame.count;
   }
 
   /**

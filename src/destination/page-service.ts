@@ -1,6 +1,7 @@
 // What a destination page thread does once it has a userfaultfd and RAM to
 // place into: the fault thread turns fault events into urgent requests and
-// places the answers, the bulk thread places the background push. The
+// places the answers, the bulk thread places precopy pages and the
+// background push. The
 // thread's rehearsal (fault-path-rehearsal.ts) builds one of these over its
 // scratch region too. V8 optimizes a closure per place in the source that
 // makes it, so the migration's closures must be made where the rehearsal's
@@ -35,6 +36,8 @@ export interface PageServiceOptions {
   readonly log: Logger;
   /** The last missing page was placed here. */
   readonly onAllPresent: () => void;
+  /** Answers awaitPrecopy(): at least `pages` precopy pages are in RAM. */
+  readonly onPrecopyPlaced: (pages: number) => void;
   /** An adopted channel closed, with `error` when this side closed it for a protocol error. */
   readonly onChannelClosed: (id: number, code: number, reason: string, error?: ProtocolError) => void;
   /** The fault thread can no longer read the userfaultfd. */
@@ -42,18 +45,18 @@ export interface PageServiceOptions {
 }
 
 /**
- * Guest RAM as a page thread sees it: urgent and bulk frames are postcopy
- * frames (the codec refuses precopy ones there), so it never touches RAM
- * directly, only through the userfaultfd. One literal for the migration and
- * the rehearsal alike, so both place through objects of one shape.
+ * Guest RAM as a page thread sees it. Missing pages are placed only through
+ * the userfaultfd; bytes() is for the one direct write PagePlacer makes, a
+ * precopy page overwriting one the bulk thread placed in an earlier round.
+ * One literal for the migration and the rehearsal alike, so both place
+ * through objects of one shape.
  */
 export function pageThreadRegion(address: number, length: number): PlacementRegion {
+  let view: Uint8Array | undefined;
   return {
     address,
     length,
-    bytes: () => {
-      throw new Error('a page thread never reads guest RAM');
-    },
+    bytes: () => (view ??= new Uint8Array(loadNative().view(address, length))),
     discard: () => {
       throw new Error('discards are applied by the main thread');
     },
@@ -71,6 +74,8 @@ export class PageService {
   private served: MigrationChannel | undefined;
   private state: MigrationState;
   private faultSource: PollSource | undefined;
+  /** The largest page count a precopy-sync awaits, until the placer reaches it. */
+  private precopyTarget = 0;
 
   constructor(private readonly options: PageServiceOptions) {
     const { uffd, region, pageSize, received, log } = options;
@@ -103,11 +108,25 @@ export class PageService {
       const wasFull = received.full;
       this.placer.place(m);
       if (!wasFull && received.full) onAllPresent();
+      if (m.precopy && this.precopyTarget > 0) this.answerPrecopy();
     });
     channel.onClose((code, reason, error) => {
       if (this.served === channel) this.served = undefined;
       onChannelClosed(id, code, reason, error);
     });
+  }
+
+  /** Calls onPrecopyPlaced once this many precopy pages are in RAM (at once if they are). */
+  awaitPrecopy(pages: number): void {
+    this.precopyTarget = Math.max(this.precopyTarget, pages);
+    this.answerPrecopy();
+  }
+
+  private answerPrecopy(): void {
+    const placed = this.placer.figures.precopyPages;
+    if (placed < this.precopyTarget) return;
+    this.precopyTarget = 0;
+    this.options.onPrecopyPlaced(placed);
   }
 
   closeChannel(code: number, reason: string): void {

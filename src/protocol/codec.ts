@@ -137,6 +137,9 @@ function readControl(type: ControlMessage['type'], f: FieldReader, ctx: DecodeCo
     case 'resume':
       f.only([]);
       return { type };
+    case 'precopy-sync':
+      f.only(['pages']);
+      return { type, pages: f.uint('pages') };
     case 'discard':
       f.only(['runs']);
       return { type, runs: readRuns(f, 'runs', requireLayout(ctx, 'discard')) };

@@ -55,6 +55,18 @@ export interface Ready {
   readonly type: 'ready';
 }
 
+/**
+ * Source → destination, on control after precopy pages went on bulk: ack once
+ * the precopy pages received so far number `pages` (all the source sent) and
+ * are in RAM. A discard or the machine state only ever follows that ack, so no
+ * precopy page can land after the discard that drops it or the vCPUs that read it.
+ */
+export interface PrecopySync {
+  readonly type: 'precopy-sync';
+  /** Pages in precopy frames sent on bulk since the migration began. */
+  readonly pages: number;
+}
+
 /** Source → destination: pages sent earlier but dirtied since; drop them so they fault again. */
 export interface Discard {
   readonly type: 'discard';
@@ -148,6 +160,7 @@ export type ControlMessage =
   | Welcome
   | PrecopyBegin
   | Ready
+  | PrecopySync
   | Discard
   | MachineConfig
   | MachineState

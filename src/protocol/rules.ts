@@ -5,7 +5,7 @@ import { ProtocolStateError } from './errors.ts';
 import type { ChannelKind, MessageType, Role } from './messages.ts';
 import type { MigrationState } from './state.ts';
 
-/** Page frames are checked by their flag: precopy frames ride the control channel. */
+/** Page frames are checked by their flag: precopy frames may arrive before precopy-begin is read. */
 export type RuleKey = Exclude<MessageType, 'pages' | 'zero-run'> | 'precopy-frame' | 'postcopy-frame';
 
 type States = readonly MigrationState[] | 'any';
@@ -27,6 +27,7 @@ export const RULES: Record<RuleKey, Rule> = {
   welcome: { from: 'destination', on: everywhere(HANDSHAKE), handshake: true },
   'precopy-begin': { from: 'source', on: { control: ['setup'] } },
   ready: { from: 'destination', on: { control: ['setup', 'precopy-active'] } },
+  'precopy-sync': { from: 'source', on: { control: ['precopy-active'] } },
   discard: { from: 'source', on: { control: ['precopy-active', 'device'] } },
   'machine-config': { from: 'source', on: { control: ['setup'] } },
   'machine-state': { from: 'source', on: { control: ['setup', 'precopy-active'] } },
@@ -39,11 +40,12 @@ export const RULES: Record<RuleKey, Rule> = {
   error: { from: 'either', on: everywhere('any') },
   // Requests sent just before `complete` may still arrive after it: ignored, not refused.
   'page-request': { from: 'destination', on: { urgent: ['postcopy-active', 'completed'] } },
-  // Precopy pages share the control channel with discard and machine-state,
-  // so TCP orders them: a stale precopy page can never land after the discard
-  // that drops it. They may still flow while the source is stopped (the last
-  // dirty pages of a precopy switchover).
-  'precopy-frame': { from: 'source', on: { control: ['precopy-active', 'device'] } },
+  // Precopy pages ride bulk, placed by the destination's bulk thread, and
+  // precopy-sync orders them before any discard or machine state. They go
+  // right behind precopy-begin on another socket, so they may be read before
+  // it, and they still flow while the source is stopped (the last dirty pages
+  // of a precopy switchover).
+  'precopy-frame': { from: 'source', on: { bulk: ['setup', 'precopy-active', 'device'] } },
   // The background push may start before postcopy-run is read, and frames in
   // flight when the destination completes are dropped, not refused. Frames
   // the source sent before a connection broke may still be read after this

@@ -1,7 +1,8 @@
 // The protocol version and the size limits every decoder enforces before it
 // parses anything.
 // 2: the machine is built from machine-config in setup; machine-state carries only vCPU and device state.
-export const PROTOCOL_VERSION = 2;
+// 3: precopy pages ride bulk, ordered by precopy-sync (they rode control).
+export const PROTOCOL_VERSION = 3;
 
 /** Largest page frame a sender may build, in pages (64 pages = 256 KiB at 4 KiB pages). */
 export const MAX_PAGES_PER_FRAME = 256;

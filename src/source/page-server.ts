@@ -123,6 +123,11 @@ export class PageServer {
     return { ...sumCounts(this.counters.read(), this.requestCounters.read()), remainingPages: this.pageCount - this.sent.count };
   }
 
+  /** Pages sent in precopy frames so far: what precopy-sync asks the destination to hold. */
+  get precopyPagesSent(): number {
+    return this.counters.read().precopyPages;
+  }
+
   /** Bytes queued on each channel and not yet written to the kernel. */
   get queuedBytes(): { bulk: number; control: number } {
     const w = this.windows;
@@ -244,12 +249,12 @@ export class PageServer {
     while (p < start + count) {
       const w = this.windows;
       if (!w) throw new Error('precopy needs the channels attached');
-      if (w.control.full) await w.control.writable();
+      if (w.bulk.full) await w.bulk.writable();
       const zero = this.frames.isZero(p);
       let n = 1;
       while (p + n < start + count && this.frames.isZero(p + n) === zero) n++;
       this.counters.add('precopyPages', n);
-      this.frames.send(w.control, p, n, zero, true);
+      this.frames.send(w.bulk, p, n, zero, true);
       p += n;
     }
   }

@@ -52,6 +52,14 @@ describe('control message decoding', () => {
     expect(err.message).toMatch(/unknown message type "teleport"/);
   });
 
+  it('refuses a precopy-sync whose page count is not a whole number of pages', () => {
+    for (const pages of [-1, 1.5, '12']) {
+      const err = errorOf(() => decodeMessage(raw({ type: 'precopy-sync', pages }), ctx()));
+      expect(err.code).toBe('PROTO_ERR_MALFORMED');
+      expect(err.message).toMatch(/'precopy-sync' field 'pages'/);
+    }
+  });
+
   it('refuses a field of the wrong type, naming message and field', () => {
     const err = errorOf(() => decodeMessage(raw({ type: 'discard', runs: 'all' }), ctx()));
     expect(err.code).toBe('PROTO_ERR_MALFORMED');
@@ -169,10 +177,13 @@ describe('page frame decoding', () => {
     expect(errorOf(() => decodeMessage(frame, bulk)).code).toBe('PROTO_ERR_TOO_LARGE');
   });
 
-  it('takes precopy frames on control only, postcopy frames on bulk and urgent only', () => {
+  it('takes precopy frames on bulk only, from setup on (precopy-begin may still be unread), postcopy frames on bulk and urgent only', () => {
     const precopy = encodePages(pageIndex(0), 1, pages.subarray(0, 4096), true);
-    expect(decodeMessage(precopy, ctx()).type).toBe('pages');
-    expect(errorOf(() => decodeMessage(precopy, bulk)).message).toMatch(/'precopy-frame' is not allowed on the bulk channel/);
+    expect(decodeMessage(precopy, ctx({ channel: 'bulk', state: 'setup' })).type).toBe('pages');
+    expect(decodeMessage(precopy, ctx({ channel: 'bulk', state: 'precopy-active' })).type).toBe('pages');
+    expect(errorOf(() => decodeMessage(precopy, ctx())).message).toMatch(/'precopy-frame' is not allowed on the control channel; it belongs on bulk/);
+    expect(errorOf(() => decodeMessage(precopy, ctx({ channel: 'urgent', state: 'precopy-active' }))).message).toMatch(/'precopy-frame' is not allowed on the urgent channel/);
+    expect(errorOf(() => decodeMessage(precopy, ctx({ channel: 'bulk', state: 'postcopy-active' }))).code).toBe('PROTO_ERR_STATE');
     const postcopy = encodeZeroRun(pageIndex(0), 1);
     expect(errorOf(() => decodeMessage(postcopy, ctx())).message).toMatch(/'postcopy-frame' is not allowed on the control channel/);
     expect(errorOf(() => decodeMessage(postcopy, ctx({ channel: 'urgent', state: 'device' }))).code).toBe('PROTO_ERR_STATE');
@@ -200,6 +211,7 @@ const messages: fc.Arbitrary<[ControlMessage, Partial<DecodeContext>]>[] = [
     imageSha256: fc.stringMatching(/^[0-9a-f]{64}$/),
   }).map((m) => [m, { state: 'setup', handshaking: true }]),
   runs.map((r) => [{ type: 'discard', runs: r }, {}]),
+  fc.nat().map((pages) => [{ type: 'precopy-sync', pages }, {}]),
   // msgpackr renames a "__proto__" key (to "__proto_") rather than let a peer set a prototype; fast-check
   // likes generating that key, so such values are left to the test below that checks the renaming.
   fc

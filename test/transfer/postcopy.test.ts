@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PAGE } from './pattern.ts';
+import { fillPage, PAGE } from './pattern.ts';
 import { startPair, switchover } from './harness.ts';
 
 const backends = ['kernel', 'sim'] as const;
@@ -76,6 +76,32 @@ describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
     }
   });
 
+  it('answers precopy-sync only once every precopy page sent before it is in RAM, overwrites included', async () => {
+    const pages = 512;
+    const pair = await startPair({ backend, pages });
+    try {
+      pair.sourceState.moveTo('precopy-active');
+      await pair.command({ type: 'precopy-begin' });
+      await pair.server.sendPrecopy(Array.from({ length: pages }, (_, i) => i));
+      // A second round re-sends pages the guest wrote since: they land over the first round's.
+      const dirty = [7, 8, 100, 511];
+      for (const p of dirty) fillPage(pair.ram.subarray(p * PAGE, (p + 1) * PAGE), p, 1);
+      await pair.server.sendPrecopy(dirty);
+      // Both rounds are only queued on bulk when the sync goes out on control.
+      await pair.command({ type: 'precopy-sync', pages: pair.server.precopyPagesSent });
+      expect(pair.incoming.placer.figures.precopyPages).toBe(pages + dirty.length);
+      expect(pair.incoming.placer.figures.overwrittenPages).toBe(dirty.length);
+      expect(pair.incoming.placer.received.count).toBe(pages);
+      await switchover(pair);
+      const r = await pair.touch(shuffled(pages, 3), Object.fromEntries(dirty.map((p) => [p, 1])));
+      expect(r).toMatchObject({ wrong: [], checked: pages });
+      expect(pair.server.figures.requestedPages).toBe(0);
+      expect(await pair.completed).toBe(pages);
+    } finally {
+      await pair.close();
+    }
+  });
+
   it('discarded pages fault again and bring the bytes the source has now', async () => {
     const pages = 512;
     const pair = await startPair({ backend, pages });
@@ -83,9 +109,9 @@ describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
       pair.sourceState.moveTo('precopy-active');
       await pair.command({ type: 'precopy-begin' });
       await pair.server.sendPrecopy(Array.from({ length: pages }, (_, i) => i));
+      await pair.command({ type: 'precopy-sync', pages: pair.server.precopyPagesSent });
       // The guest dirties some pages after they were sent.
       const dirty = [10, 11, 12, 200, 201, 300];
-      const { fillPage } = await import('./pattern.ts');
       for (const p of dirty) fillPage(pair.ram.subarray(p * PAGE, (p + 1) * PAGE), p, 1);
       const runs = [10, 3, 200, 2, 300, 1];
       pair.server.forget(runs);

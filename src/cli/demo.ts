@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { PostcopyError } from '../errors.ts';
+import { checkProgramArgs } from '../guest/program-args.ts';
 import { logger } from '../log.ts';
 import { generateToken } from '../protocol/auth.ts';
 import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from '../source/migration-info.ts';
@@ -55,6 +56,8 @@ async function demo(options: DemoOptions): Promise<void> {
   if (options.afterInstructions >= options.instructions) {
     throw new PostcopyError('CLI_ERR_ARGS', `--after-instructions (${options.afterInstructions}) must be below --instructions (${options.instructions}): the guest must still run after migrating`);
   }
+  // Here, not only in the children: a refused argument then reads as itself, not as a child that exited.
+  checkProgramArgs(options.guest, options.guestArgs, options.ram, options.vcpus);
   const work = mkdtempSync(join(tmpdir(), 'postcopy-demo-'));
   const token = generateToken();
   const env = { POSTCOPY_TOKEN: token };

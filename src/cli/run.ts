@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { readGuestImage } from '../guest/guest-images.ts';
 import { Machine } from '../guest/machine.ts';
+import { checkProgramArgs } from '../guest/program-args.ts';
 import type { RamBackend } from '../guest/ram.ts';
 import { readSnapshot, writeSnapshot } from '../guest/snapshot.ts';
 import { PostcopyError } from '../errors.ts';
@@ -44,6 +45,7 @@ async function run(options: RunOptions): Promise<void> {
     }
     machine.restore(state);
   } else {
+    checkProgramArgs(options.guest, options.guestArgs, options.ram, options.vcpus);
     machine = Machine.create({ ...common, ramSize: options.ram, vcpus: options.vcpus });
   }
   machine.on('console', (bytes) => process.stdout.write(bytes));

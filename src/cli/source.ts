@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { readGuestImage } from '../guest/guest-images.ts';
 import { Machine } from '../guest/machine.ts';
+import { checkProgramArgs } from '../guest/program-args.ts';
 import { logger } from '../log.ts';
 import { generateToken } from '../protocol/auth.ts';
 import { ControlEndpoint } from '../source/control-endpoint.ts';
@@ -28,6 +29,7 @@ async function source(options: SourceOptions): Promise<void> {
   const token = options.token ?? process.env.POSTCOPY_TOKEN ?? generateToken();
   const stopAt = options.instructions ?? Infinity;
   const report = reporter(options.reportFd);
+  checkProgramArgs(options.guest, options.guestArgs, options.ram, options.vcpus);
   const machine = Machine.create({
     image: readGuestImage(options.guest),
     ramSize: options.ram,

@@ -2,7 +2,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { PostcopyError } from '../errors.ts';
-import type { MigrateRequest } from '../source/monitor.ts';
+import type { MigrateRequest, ParametersRequest } from '../source/monitor.ts';
 import type { MigrationInfo } from '../source/migration-info.ts';
 
 export class ControlClient {
@@ -22,6 +22,11 @@ export class ControlClient {
   /** Answers once the migration has ended, with its final figures (the source may exit right after). */
   migrationEnd(): Promise<MigrationInfo> {
     return this.call('GET', '/migrate?wait=end') as Promise<MigrationInfo>;
+  }
+
+  /** migrate_set_parameter; answers with the parameters now in force. */
+  setParameters(request: ParametersRequest): Promise<{ downtimeLimitMs: number; maxPostcopyBandwidth: number }> {
+    return this.call('POST', '/migrate/parameters', request) as Promise<{ downtimeLimitMs: number; maxPostcopyBandwidth: number }>;
   }
 
   startPostcopy(): Promise<unknown> {

@@ -4,6 +4,8 @@
 //   GET  /info                    guest and migration
 //   GET  /migrate                 info migrate (query-migrate); ?wait=end answers once it has ended
 //   POST /migrate                 {to, mode, downtimeLimitMs, maxRounds, hybridRounds, maxPostcopyBandwidth, afterInstructions}
+//   GET  /migrate/parameters      info migrate_parameters: {downtimeLimitMs, maxPostcopyBandwidth}
+//   POST /migrate/parameters      migrate_set_parameter: either or both of them (0: no cap)
 //   POST /migrate/start-postcopy  migrate_start_postcopy
 //   POST /migrate/cancel          migrate_cancel
 //   POST /quit
@@ -12,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { ListenError, PostcopyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { tokensEqual } from '../protocol/auth.ts';
-import type { MigrateRequest, Monitor } from './monitor.ts';
+import type { MigrateRequest, Monitor, ParametersRequest } from './monitor.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -65,6 +67,13 @@ async function handle(monitor: Monitor, token: string, req: IncomingMessage, res
         monitor.migrate((await readJson(req)) as MigrateRequest);
         reply(res, 202, monitor.infoMigrate());
         return;
+      case 'GET /migrate/parameters':
+        reply(res, 200, monitor.migrationParameters());
+        return;
+      case 'POST /migrate/parameters':
+        monitor.setParameters((await readJson(req)) as ParametersRequest);
+        reply(res, 200, monitor.migrationParameters());
+        return;
       case 'POST /migrate/start-postcopy':
         monitor.startPostcopy();
         reply(res, 200, monitor.infoMigrate());
@@ -78,7 +87,7 @@ async function handle(monitor: Monitor, token: string, req: IncomingMessage, res
         monitor.quit();
         return;
       default:
-        reply(res, 404, { error: { code: 'MONITOR_ERR_ROUTE', message: `no route ${route}; see GET /info, GET|POST /migrate, POST /migrate/start-postcopy, POST /migrate/cancel, POST /quit` } });
+        reply(res, 404, { error: { code: 'MONITOR_ERR_ROUTE', message: `no route ${route}; see GET /info, GET|POST /migrate, GET|POST /migrate/parameters, POST /migrate/start-postcopy, POST /migrate/cancel, POST /quit` } });
     }
   } catch (err) {
     if (!(err instanceof PostcopyError)) throw err;

@@ -10,6 +10,7 @@ export function formatMigrationInfo(i: MigrationInfo): string {
     `transferred: ${mib(i.transferredBytes)}   throughput: ${i.mbps.toFixed(0)} mbps`,
     `remaining: ${i.remainingPages} of ${i.totalPages} pages   normal: ${i.normalPages}   zero: ${i.zeroPages}   precopy: ${i.precopyPages}`,
     `precopy rounds: ${i.precopyRounds}   postcopy requests: ${i.postcopyRequests}`,
+    `downtime limit: ${ms(i.downtimeLimitMs)}   max postcopy bandwidth: ${i.maxPostcopyBandwidth === 0 ? 'unlimited' : `${mib(i.maxPostcopyBandwidth)}/s`}`,
     ...(i.error ? [`error: ${i.error}`] : []),
   ].join('\n');
 }

@@ -24,6 +24,9 @@ export interface MigrationInfo {
   mbps: number;
   postcopyRequests: number;
   precopyRounds: number;
+  /** The parameters in force (migrate_set_parameter may move them): QEMU's downtime-limit and max-postcopy-bandwidth, 0 for none. */
+  downtimeLimitMs: number;
+  maxPostcopyBandwidth: number;
   error: string | null;
 }
 

@@ -1,17 +1,21 @@
 // The interactive monitor on a TTY, in QEMU HMP's words:
 //   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--max-postcopy-bandwidth BYTES/S]
-//   info migrate | info status | migrate_start_postcopy | cancel | quit
+//   migrate_set_parameter downtime-limit MS | max-postcopy-bandwidth BYTES/S
+//   info migrate | info migrate_parameters | info status | migrate_start_postcopy | cancel | quit
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { PostcopyError } from '../errors.ts';
 import { parseSize } from '../guest/memory-map.ts';
 import { formatMigrationInfo } from './format-info.ts';
-import type { MigrateRequest, Monitor } from './monitor.ts';
+import type { MigrateRequest, Monitor, ParametersRequest } from './monitor.ts';
 
 const HELP = `commands:
   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--hybrid-rounds N]
               [--max-postcopy-bandwidth BYTES/S, e.g. 300M; 0: unlimited]
+  migrate_set_parameter downtime-limit MS | max-postcopy-bandwidth BYTES/S
+                      now, for the migration in progress, and for later ones
   info migrate        progress and figures of the current or last migration
+  info migrate_parameters
   info status         the guest
   migrate_start_postcopy
   cancel              give up a migration before its switchover
@@ -47,11 +51,17 @@ function run(monitor: Monitor, words: string[], say: (text: string) => void): vo
       if (args[0] === 'migrate') {
         const info = monitor.infoMigrate();
         say(info ? formatMigrationInfo(info) : 'no migration yet');
+      } else if (args[0] === 'migrate_parameters') {
+        const p = monitor.migrationParameters();
+        say(`downtime-limit: ${p.downtimeLimitMs} ms\nmax-postcopy-bandwidth: ${p.maxPostcopyBandwidth === 0 ? 'unlimited' : `${p.maxPostcopyBandwidth} bytes/s`}`);
       } else if (args[0] === 'status') {
         say(JSON.stringify(monitor.infoGuest(), null, 2));
       } else {
-        say('info what? `info migrate` or `info status`');
+        say('info what? `info migrate`, `info migrate_parameters` or `info status`');
       }
+      return;
+    case 'migrate_set_parameter':
+      monitor.setParameters(parseParameter(args));
       return;
     case 'migrate_start_postcopy':
       monitor.startPostcopy();
@@ -66,6 +76,23 @@ function run(monitor: Monitor, words: string[], say: (text: string) => void): vo
       return;
     default:
       say(`unknown command "${cmd}"\n${HELP}`);
+  }
+}
+
+function parseParameter([name, value, ...rest]: string[]): ParametersRequest {
+  if (value === undefined || rest.length > 0) throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter takes a name and a value\n${HELP}`);
+  switch (name) {
+    case 'downtime-limit':
+      if (!/^\d+(\.\d+)?$/.test(value)) throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: downtime-limit is in milliseconds, e.g. 500 (got "${value}")`);
+      return { downtimeLimitMs: Number(value) };
+    case 'max-postcopy-bandwidth':
+      try {
+        return { maxPostcopyBandwidth: parseSize(value) };
+      } catch (err) {
+        throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: max-postcopy-bandwidth: ${(err as Error).message}`);
+      }
+    default:
+      throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: no parameter "${name}"; downtime-limit or max-postcopy-bandwidth`);
   }
 }
 

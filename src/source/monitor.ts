@@ -23,6 +23,13 @@ export interface MigrateRequest {
   afterInstructions?: number;
 }
 
+/** `migrate_set_parameter` (QEMU's migrate-set-parameters): each key optional, at least one. */
+export interface ParametersRequest {
+  downtimeLimitMs?: number;
+  /** 0 lifts the cap. */
+  maxPostcopyBandwidth?: number;
+}
+
 export interface GuestInfo {
   vcpus: number;
   ramSize: number;
@@ -53,6 +60,8 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   private last: MigrationInfo | undefined;
   private migratedAway = false;
   private endWaiters: ((info: MigrationInfo) => void)[] = [];
+  /** Set by migrate_set_parameter: what a later `migrate` uses unless it says otherwise. */
+  private parameters: ParametersRequest = {};
 
   constructor(private readonly options: MonitorOptions) {
     super();
@@ -73,7 +82,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   migrate(request: MigrateRequest): void {
     if (this.migration) throw new MonitorCommandError('a migration is already in progress; wait for it, or `cancel` it first');
     if (this.migratedAway) throw new MonitorCommandError('the guest already migrated away; nothing is left to migrate');
-    const req = checkMigrateRequest(request);
+    const req = checkMigrateRequest({ ...this.parameters, ...request });
     const { machine, log } = this.options;
     const requests = this.requests ?? new RequestThread(log);
     this.requests = undefined;
@@ -133,6 +142,27 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
     this.migration.startPostcopy();
   }
 
+  /**
+   * `migrate_set_parameter`: changes the migration in progress (a precopy
+   * that does not converge may get a longer downtime limit; a push may be
+   * capped or freed) and is what later migrations start with, as in QEMU.
+   */
+  setParameters(request: ParametersRequest): void {
+    const p = checkParameters(request);
+    this.parameters = { ...this.parameters, ...p };
+    this.migration?.setParameters({
+      ...(p.downtimeLimitMs !== undefined ? { downtimeLimitMs: p.downtimeLimitMs } : {}),
+      ...(p.maxPostcopyBandwidth !== undefined ? { maxPostcopyBandwidth: p.maxPostcopyBandwidth === 0 ? undefined : p.maxPostcopyBandwidth } : {}),
+    });
+  }
+
+  /** `info migrate_parameters`: those of the migration in progress, else what the next one starts with. */
+  migrationParameters(): { downtimeLimitMs: number; maxPostcopyBandwidth: number } {
+    const running = this.migration?.info();
+    if (running) return { downtimeLimitMs: running.downtimeLimitMs, maxPostcopyBandwidth: running.maxPostcopyBandwidth };
+    return { downtimeLimitMs: this.parameters.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs, maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth ?? 0 };
+  }
+
   /** `migrate_cancel`: only before the switchover. */
   cancel(): void {
     if (!this.migration) throw new MonitorCommandError('no migration is in progress');
@@ -188,13 +218,7 @@ function checkMigrateRequest(
   }
   const mode = r.mode ?? MIGRATE_DEFAULTS.mode;
   if (!MIGRATION_MODES.includes(mode)) throw new MonitorCommandError(`migrate: mode must be one of ${MIGRATION_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
-  const positive = (name: string, v: unknown, dflt: number, integer: boolean): number => {
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isSafeInteger(v))) {
-      throw new MonitorCommandError(`migrate: ${name} must be a positive ${integer ? 'integer' : 'number'} (got ${JSON.stringify(v)})`);
-    }
-    return v;
-  };
+  const positive = (name: string, v: unknown, dflt: number, integer: boolean): number => (v === undefined ? dflt : positiveValue('migrate', name, v, integer));
   return {
     to: r.to,
     mode,
@@ -205,4 +229,29 @@ function checkMigrateRequest(
     // As QEMU's parameter: 0 lifts the cap.
     maxPostcopyBandwidth: r.maxPostcopyBandwidth === 0 || r.maxPostcopyBandwidth === undefined ? undefined : positive('maxPostcopyBandwidth', r.maxPostcopyBandwidth, 0, true),
   };
+}
+
+function positiveValue(command: string, name: string, v: unknown, integer: boolean): number {
+  if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isSafeInteger(v))) {
+    throw new MonitorCommandError(`${command}: ${name} must be a positive ${integer ? 'integer' : 'number'} (got ${JSON.stringify(v)})`);
+  }
+  return v;
+}
+
+const PARAMETER_NAMES = ['downtimeLimitMs', 'maxPostcopyBandwidth'] as const;
+
+function checkParameters(r: ParametersRequest): ParametersRequest {
+  const usage = `migrate_set_parameter needs one or more of ${PARAMETER_NAMES.join(', ')}`;
+  if (typeof r !== 'object' || r === null) throw new MonitorCommandError(usage);
+  const keys = Object.keys(r);
+  const unknown = keys.find((k) => !(PARAMETER_NAMES as readonly string[]).includes(k));
+  if (unknown !== undefined) throw new MonitorCommandError(`migrate_set_parameter: no parameter "${unknown}"; ${usage}`);
+  if (keys.length === 0) throw new MonitorCommandError(usage);
+  const out: ParametersRequest = {};
+  if (r.downtimeLimitMs !== undefined) out.downtimeLimitMs = positiveValue('migrate_set_parameter', 'downtimeLimitMs', r.downtimeLimitMs, false);
+  if (r.maxPostcopyBandwidth !== undefined) {
+    // As QEMU's parameter: 0 lifts the cap.
+    out.maxPostcopyBandwidth = r.maxPostcopyBandwidth === 0 ? 0 : positiveValue('migrate_set_parameter', 'maxPostcopyBandwidth', r.maxPostcopyBandwidth, true);
+  }
+  return out;
 }

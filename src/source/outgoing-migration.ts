@@ -49,6 +49,12 @@ export interface OutgoingMigrationOptions {
   readonly log: Logger;
 }
 
+/** What migrate_set_parameter changes; maxPostcopyBandwidth present but undefined lifts the cap. */
+export interface MigrationParameters {
+  readonly downtimeLimitMs?: number;
+  readonly maxPostcopyBandwidth?: number;
+}
+
 const RECONNECT_INTERVAL_MS = 500;
 
 export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }> {
@@ -63,6 +69,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private downtimeMs: number | undefined;
   private endedAt: number | undefined;
   private rounds = 0;
+  /** What migrate_set_parameter may change while the migration runs. */
+  private readonly parameters: { downtimeLimitMs: number; maxPostcopyBandwidth?: number };
   private expectedDowntime: number | undefined;
   private postcopyRequested = false;
   /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */
@@ -82,8 +90,22 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   constructor(options: OutgoingMigrationOptions) {
     super();
     this.options = options;
+    this.parameters = { downtimeLimitMs: options.downtimeLimitMs, maxPostcopyBandwidth: options.maxPostcopyBandwidth };
     this.log = options.log.child({ module: 'migration', side: 'source' });
     this.state.onChange((_from, to) => this.emit('state', to));
+  }
+
+  /**
+   * migrate_set_parameter: a new downtime limit counts from the next precopy
+   * round's end, a new push cap (undefined: none) from the next frame.
+   */
+  setParameters(p: MigrationParameters): void {
+    if (p.downtimeLimitMs !== undefined) this.parameters.downtimeLimitMs = p.downtimeLimitMs;
+    if ('maxPostcopyBandwidth' in p) {
+      this.parameters.maxPostcopyBandwidth = p.maxPostcopyBandwidth;
+      this.server?.setMaxPostcopyBandwidth(p.maxPostcopyBandwidth);
+    }
+    this.log.info({ ...this.parameters }, 'migration parameters set');
   }
 
   /**
@@ -117,7 +139,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         ram: machine.ram.bytes(),
         ramAddress,
         pageSize: PAGE_SIZE,
-        maxPostcopyBandwidth: this.options.maxPostcopyBandwidth,
+        maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth,
         log: this.log,
       });
       this.server = server;
@@ -219,6 +241,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       mbps: (transferredBytes * 8) / 1e6 / (sendingMs / 1000),
       postcopyRequests: f?.postcopyRequests ?? 0,
       precopyRounds: this.rounds,
+      downtimeLimitMs: this.parameters.downtimeLimitMs,
+      maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth ?? 0,
       error: this.failure?.message ?? null,
     };
   }
@@ -351,7 +375,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
    * MigrationCancelledError when precopy cannot converge.
    */
   private async precopy(server: PageServer): Promise<number[]> {
-    const { machine, mode, downtimeLimitMs, maxRounds, hybridRounds } = this.options;
+    const { machine, mode, maxRounds, hybridRounds } = this.options;
     const control = this.channels!.control;
     this.state.moveTo('precopy-active');
     control.send({ type: 'precopy-begin' });
@@ -370,6 +394,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       const expectedMs = expectedDowntimeMs(dirty.length, PAGE_SIZE, round);
       this.expectedDowntime = expectedMs;
       this.log.info({ round: this.rounds, sentPages: pages.length, wireBytes: round.wireBytes, dirtyPages: dirty.length, expectedDowntimeMs: +expectedMs.toFixed(2) }, 'precopy round');
+      // Read each round: migrate_set_parameter may have moved it.
+      const { downtimeLimitMs } = this.parameters;
       if (expectedMs <= downtimeLimitMs) {
         // Converged: the last dirty set goes while the vCPUs are stopped.
         this.pendingFinalRound = dirty;

@@ -87,7 +87,8 @@ export class PageServer {
   private cursor = 0;
   private pushing = false;
   private pumpScheduled = false;
-  private readonly pushBudget: TokenBucket | undefined;
+  private pushBudget: TokenBucket | undefined;
+  private readonly largestFrame: number;
   private pushBudgetTimer: NodeJS.Timeout | undefined;
   private allSentHandler: (() => void) | undefined;
   readonly requestShare: RequestShare;
@@ -99,8 +100,8 @@ export class PageServer {
     this.maxZeroRunPages = Math.min(options.maxZeroRunPages ?? 1024, MAX_ZERO_RUN_PAGES);
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.framesPerTurn = options.framesPerTurn ?? 16;
-    const largestFrame = PAGE_FRAME_HEADER_BYTES + this.maxPagesPerFrame * options.pageSize;
-    this.pushBudget = options.maxPostcopyBandwidth === undefined ? undefined : new TokenBucket(options.maxPostcopyBandwidth, largestFrame);
+    this.largestFrame = PAGE_FRAME_HEADER_BYTES + this.maxPagesPerFrame * options.pageSize;
+    this.setMaxPostcopyBandwidth(options.maxPostcopyBandwidth);
     this.populated = options.ramAddress === undefined ? undefined : PopulatedPages.open(options.ramAddress, this.pageCount, options.pageSize);
     this.frames = new FrameSender({
       ram: options.ram,
@@ -183,6 +184,16 @@ export class PageServer {
       runLength = 1;
     }
     if (runLength > 0) await this.sendPrecopyRun(runStart, runLength);
+  }
+
+  /** Caps the push at this many bytes per second from now on; undefined lifts the cap. */
+  setMaxPostcopyBandwidth(bytesPerSecond: number | undefined): void {
+    this.pushBudget = bytesPerSecond === undefined ? undefined : new TokenBucket(bytesPerSecond, this.largestFrame);
+    // A push waiting out the old cap re-reads the new one now.
+    if (this.pushBudgetTimer === undefined) return;
+    clearTimeout(this.pushBudgetTimer);
+    this.pushBudgetTimer = undefined;
+    this.schedulePump();
   }
 
   /** Postcopy: start the background push of every page not yet sent. */

@@ -29,6 +29,11 @@ describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt o
     await source.waitFor(/error: migrate: --max-postcopy-bandwidth: .*"fast" is not understood/);
     source.type('info migrate');
     await source.waitFor(/no migration yet/);
+    source.type('migrate_set_parameter downtime-limit soon');
+    await source.waitFor(/error: migrate_set_parameter: downtime-limit is in milliseconds, e.g. 500 \(got "soon"\)/);
+    source.type('migrate_set_parameter downtime-limit 2500');
+    source.type('info migrate_parameters');
+    await source.waitFor(/downtime-limit: 2500 ms\s+max-postcopy-bandwidth: unlimited/);
 
     const typedAt = performance.now();
     source.type(`migrate ${url} --mode postcopy --max-postcopy-bandwidth 4M`);

@@ -23,7 +23,7 @@ export async function followMigration(client: ControlClient, showBar: boolean): 
       const info = await client.infoMigrate().catch(() => null);
       if (info) {
         const moved = info.totalPages - info.remainingPages;
-        const payload = { status: info.status, mbps: info.mbps.toFixed(0) };
+        const payload = { status: describeStatus(info), mbps: info.mbps.toFixed(0) };
         if (!started) bar.start(info.totalPages, moved, payload);
         else bar.update(moved, payload);
         started = true;
@@ -34,4 +34,11 @@ export async function followMigration(client: ControlClient, showBar: boolean): 
   } finally {
     bar?.stop();
   }
+}
+
+// Past its first round a precopy has sent every page and the bar stays full:
+// what moves is the round and whether the rest would fit the downtime limit.
+function describeStatus(info: MigrationInfo): string {
+  if (info.status !== 'precopy-active' || info.expectedDowntimeMs === null) return info.status;
+  return `precopy round ${info.precopyRounds + 1}, expected downtime ${info.expectedDowntimeMs.toFixed(0)} ms of ${info.downtimeLimitMs} ms`;
 }

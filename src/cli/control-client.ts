@@ -29,6 +29,11 @@ export class ControlClient {
     return this.call('POST', '/migrate/parameters', request) as Promise<{ downtimeLimitMs: number; maxPostcopyBandwidth: number }>;
   }
 
+  /** migrate_cancel: only before the switchover. */
+  cancel(): Promise<unknown> {
+    return this.call('POST', '/migrate/cancel');
+  }
+
   startPostcopy(): Promise<unknown> {
     return this.call('POST', '/migrate/start-postcopy');
   }

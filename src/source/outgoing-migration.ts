@@ -76,6 +76,9 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */
   private pendingFinalRound: number[] | undefined;
   private cancelRequested: string | undefined;
+  /** Rejects once cancel() is called: see orCancelled(). */
+  private readonly cancellation: Promise<never>;
+  private cancelNow: ((err: Error) => void) | undefined;
   /** The destination ended the migration itself (cancel or error): nothing to tell it. */
   private peerEnded = false;
   private failure: Error | undefined;
@@ -91,6 +94,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     super();
     this.options = options;
     this.parameters = { downtimeLimitMs: options.downtimeLimitMs, maxPostcopyBandwidth: options.maxPostcopyBandwidth };
+    this.cancellation = new Promise<never>((_, reject) => (this.cancelNow = reject));
+    this.cancellation.catch(() => undefined);
     this.log = options.log.child({ module: 'migration', side: 'source' });
     this.state.onChange((_from, to) => this.emit('state', to));
   }
@@ -125,6 +130,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   cancel(reason = 'cancelled by the user'): boolean {
     if (!this.state.canMoveTo('cancelled')) return false;
     this.cancelRequested = reason;
+    this.cancelNow?.(this.cancelledError());
     return true;
   }
 
@@ -153,7 +159,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       this.listen(channels, server);
       const config: MachineConfigPayload = { image: machine.image.bytes, guestArgs: machine.guestArgs ?? null, disk: this.options.disk ?? null };
       channels.control.send({ type: 'machine-config', config });
-      await this.awaitReply('ready');
+      await this.orCancelled(this.awaitReply('ready'));
       this.setupMs = performance.now() - this.startedAt;
       this.log.info({ url: this.options.url, mode, setupMs: Math.round(this.setupMs) }, 'migration channels up');
 
@@ -386,7 +392,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       this.checkCancelled();
       const began = performance.now();
       const wireBefore = server.figures.transferredBytes;
-      await server.sendPrecopy(pages);
+      await this.orCancelled(server.sendPrecopy(pages));
       await this.precopyPlaced(server);
       this.rounds++;
       const round = { wireBytes: server.figures.transferredBytes - wireBefore, elapsedMs: performance.now() - began };
@@ -423,9 +429,20 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     else control.send({ type: 'error', code: err instanceof PostcopyError ? err.code : 'MIGRATE_ERR_FAILED', message: err.message });
   }
 
+  // A destination that stopped reading leaves a send window full, or an ack
+  // unanswered, for good: a cancel must not wait behind either. The abandoned
+  // wait settles into the race, unheard, once the channels close.
+  private orCancelled<T>(wait: Promise<T>): Promise<T> {
+    return Promise.race([wait, this.cancellation]);
+  }
+
+  private cancelledError(): MigrationCancelledError {
+    return new MigrationCancelledError(`migration cancelled: ${this.cancelRequested}; the guest keeps running here`);
+  }
+
   private checkCancelled(): void {
     if (this.cancelRequested !== undefined) {
-      throw new MigrationCancelledError(`migration cancelled: ${this.cancelRequested}; the guest keeps running here`);
+      throw this.cancelledError();
     }
   }
 
@@ -436,7 +453,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private async precopyPlaced(server: PageServer): Promise<void> {
     const placed = this.awaitReply('ack:precopy-sync');
     this.channels!.control.send({ type: 'precopy-sync', pages: server.precopyPagesSent });
-    await placed;
+    await this.orCancelled(placed);
   }
 
   // With the guest still running here, discard the pages already known dirty
@@ -448,7 +465,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     server.forget(runs);
     const applied = this.awaitReply('ack:discard');
     this.channels!.control.send({ type: 'discard', runs });
-    await applied;
+    await this.orCancelled(applied);
     this.checkCancelled();
   }
 
@@ -467,7 +484,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     // Only a precopy leaves pages on the destination that the last run of the guest may have dirtied.
     if (this.pendingFinalRound) {
       const finalRound = [...new Set([...this.pendingFinalRound, ...machine.fetchAndClearDirty()])].sort((a, b) => a - b);
-      await server.sendPrecopy(finalRound);
+      await this.orCancelled(server.sendPrecopy(finalRound));
       await this.precopyPlaced(server);
     } else if (this.state.state === 'precopy-active') {
       const runs = machine.fetchAndClearDirtyRuns();

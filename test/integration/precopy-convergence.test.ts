@@ -43,4 +43,30 @@ describe('precopy that cannot converge', () => {
       killAll();
     }
   });
+
+  it('is cancelled at once while its destination has stopped reading, and loses nothing', async () => {
+    const group = childGroup();
+    const { token, spawn, killAll } = group;
+    try {
+      const stopped = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+      await control.migrate({ to: (await stopped.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+      for (let i = 0; (await control.infoMigrate())?.precopyRounds === 0; i++) {
+        if (i > 600) throw new Error('no precopy round ended');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Frozen, it reads nothing: the source's send window fills, or a precopy-sync goes unanswered.
+      stopped.process.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 300));
+      await control.cancel();
+      const ended = await control.migrationEnd();
+      stopped.process.kill('SIGKILL');
+      expect(ended.status).toBe('cancelled');
+      expect(ended.error).toMatch(/migration cancelled: cancelled by the user; the guest keeps running here/);
+      await expectMigratesIntact(group, source, control, GUEST, N);
+    } finally {
+      killAll();
+    }
+  });
 });

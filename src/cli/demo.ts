@@ -28,6 +28,7 @@ interface DemoOptions {
   afterInstructions: number;
   instructions: number;
   downtimeLimit?: number;
+  autoConverge?: boolean;
   maxPostcopyBandwidth?: number;
   json?: boolean;
 }
@@ -79,6 +80,7 @@ async function demo(options: DemoOptions): Promise<void> {
       mode: options.mode,
       afterInstructions: options.afterInstructions,
       downtimeLimitMs: options.downtimeLimit,
+      autoConverge: options.autoConverge,
       maxPostcopyBandwidth: options.maxPostcopyBandwidth,
     });
     const info: MigrationInfo = await followMigration(control, relay && process.stderr.isTTY === true);
@@ -149,5 +151,6 @@ export const demoCommand = withPostcopyBandwidthOption(withGuestOptions(new Comm
   .option('--after-instructions <k>', 'migrate once every vCPU has run K instructions', integer(1, Number.MAX_SAFE_INTEGER), 10_000_000)
   .option('--instructions <n>', 'every vCPU stops at N, on the destination', integer(2, Number.MAX_SAFE_INTEGER), 40_000_000)
   .option('--downtime-limit <ms>', 'precopy switches over once the rest fits this downtime', integer(1, 3_600_000))
+  .option('--auto-converge', "slow the guest's vCPUs (20%, then 10% more a round) while precopy does not converge")
   .option('--json', 'print the figures as one JSON object at the end (and no console)')
   .action(reportErrors('demo', demo));

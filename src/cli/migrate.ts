@@ -17,6 +17,7 @@ interface MigrateOptions {
   downtimeLimit: number;
   rounds: number;
   hybridRounds: number;
+  autoConverge?: boolean;
   afterInstructions?: number;
   maxPostcopyBandwidth?: number;
   json?: boolean;
@@ -30,6 +31,7 @@ async function migrate(options: MigrateOptions): Promise<void> {
     downtimeLimitMs: options.downtimeLimit,
     maxRounds: options.rounds,
     hybridRounds: options.hybridRounds,
+    autoConverge: options.autoConverge,
     afterInstructions: options.afterInstructions,
     maxPostcopyBandwidth: options.maxPostcopyBandwidth,
   });
@@ -49,6 +51,7 @@ export const migrateCommand = withPostcopyBandwidthOption(new Command('migrate')
   .option('--downtime-limit <ms>', 'precopy switches over once the rest fits this downtime', integer(1, 3_600_000), MIGRATE_DEFAULTS.downtimeLimitMs)
   .option('--rounds <n>', 'precopy gives up after this many rounds', integer(1, 10_000), MIGRATE_DEFAULTS.maxRounds)
   .option('--hybrid-rounds <n>', 'hybrid switches to postcopy after this many rounds', integer(1, 10_000), MIGRATE_DEFAULTS.hybridRounds)
+  .option('--auto-converge', "slow the guest's vCPUs (20%, then 10% more a round) while precopy does not converge")
   .option('--after-instructions <n>', 'start once every vCPU has run this many instructions', integer(1, Number.MAX_SAFE_INTEGER))
   .option('--json', 'print the final figures as JSON')
   .action(reportErrors('migrate', migrate));

@@ -281,6 +281,20 @@ export class Machine extends EventEmitter<{ console: [Uint8Array]; finished: [Fi
     for (const h of this.hartIds()) this.control.command(h, COMMAND_RUN);
   }
 
+  /**
+   * Auto-converge's throttle: every hart sleeps `percent` (0-99) of its
+   * running time from its next slice on; 0 lets it run freely again.
+   */
+  setThrottle(percent: number): void {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 99) throw new GuestConfigError(`a vCPU throttle is 0 to 99 percent (got ${percent})`);
+    for (const h of this.hartIds()) this.control.setThrottle(h, percent);
+  }
+
+  /** The throttle in percent, 0 when the harts run freely. */
+  get throttle(): number {
+    return this.control.throttleOf(0);
+  }
+
   /** Each hart's last reported stop: why and at what time. */
   reports(): HartReport[] {
     return this.hartIds().map((hart) => {

@@ -8,7 +8,7 @@
 //   | DOORBELL   | bumped on every command and wake; workers Atomics.wait  |
 //   | COMMAND    | RUN / PAUSE / QUIT                                      |
 //   | SEQ        | number of the latest command, echoed in reports         |
-//   | (spare)    |                                                         |
+//   | THROTTLE   | percent of the time to sleep (auto-converge), 0-99      |
 //   +------------+---------------------------------------------------------+
 //   stopAt: Float64 per hart: run until time == stopAt (Infinity: no limit)
 import type { HartState } from './cpu/hart.ts';
@@ -24,6 +24,7 @@ const STRIDE = 4;
 const DOORBELL = 0;
 const COMMAND = 1;
 const SEQ = 2;
+const THROTTLE = 3;
 
 export class VcpuControl {
   static readonly BYTES = MAX_VCPUS * STRIDE * 4;
@@ -60,6 +61,15 @@ export class VcpuControl {
     Atomics.notify(this.words, hart * STRIDE + DOORBELL);
   }
 
+  /** Main thread: `hart` sleeps `percent` of its running time from its next slice on (0: not at all). */
+  setThrottle(hart: number, percent: number): void {
+    Atomics.store(this.words, hart * STRIDE + THROTTLE, percent);
+  }
+
+  throttleOf(hart: number): number {
+    return Atomics.load(this.words, hart * STRIDE + THROTTLE);
+  }
+
   doorbell(hart: number): number {
     return Atomics.load(this.words, hart * STRIDE + DOORBELL);
   }
@@ -72,9 +82,9 @@ export class VcpuControl {
     return Atomics.load(this.words, hart * STRIDE + SEQ);
   }
 
-  /** Worker: sleep until the doorbell moves from `seen`. */
-  waitDoorbell(hart: number, seen: number): void {
-    Atomics.wait(this.words, hart * STRIDE + DOORBELL, seen);
+  /** Worker: sleep until the doorbell moves from `seen`, or at most `timeoutMs`. */
+  waitDoorbell(hart: number, seen: number, timeoutMs?: number): void {
+    Atomics.wait(this.words, hart * STRIDE + DOORBELL, seen, timeoutMs);
   }
 }
 

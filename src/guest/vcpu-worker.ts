@@ -47,6 +47,11 @@ export interface VcpuWorkerData {
 
 const CONSOLE_FLUSH_BYTES = 4096;
 
+// Throttled, a vCPU runs this long, then sleeps what makes its share of
+// sleep the throttle's percent (QEMU's cpu-throttle sleeps in 10 ms units;
+// shorter here, so a slowed guest still looks alive on its console).
+const THROTTLE_RUN_MS = 2;
+
 const port = parentPort!;
 const post = (report: WorkerReport): void => port.postMessage(report);
 
@@ -170,6 +175,7 @@ function buildVcpu(d: Omit<VcpuWorkerData, 'start'>, ram: AttachedRegion, code?:
 }
 
 function runLoop(d: Omit<VcpuWorkerData, 'start'>, hart: Hart, control: VcpuControl, finisherRegs: FinisherRegisters, ram: AttachedRegion, flushConsole: () => void): void {
+  let ranMs = 0;
   let reportedSeq = -1;
   let reportedReason: IdleReason | undefined;
   let halted = false;
@@ -186,8 +192,16 @@ function runLoop(d: Omit<VcpuWorkerData, 'start'>, hart: Hart, control: VcpuCont
     else if (finisherRegs.save().status !== 'running') idle = 'finished';
     else if (hart.time >= stopAt) idle = 'stop-at';
     else {
+      const began = performance.now();
       const outcome = hart.run(Math.min(d.slice, stopAt - hart.time));
       flushConsole();
+      const throttle = control.throttleOf(d.hart);
+      ranMs = throttle > 0 ? ranMs + performance.now() - began : 0;
+      if (ranMs >= THROTTLE_RUN_MS) {
+        // A command rings the doorbell and cuts the sleep short.
+        control.waitDoorbell(d.hart, bell, (ranMs * throttle) / (100 - throttle));
+        ranMs = 0;
+      }
       // A hart in wfi with nothing that could wake it sleeps until its doorbell rings (msip).
       if (outcome === 'wfi-halt' && !halted) halted = true;
       else if (outcome !== 'wfi-halt') halted = false;

@@ -9,7 +9,7 @@ export function formatMigrationInfo(i: MigrationInfo): string {
     `total time: ${ms(i.totalMs)}   setup: ${ms(i.setupMs)}   downtime: ${ms(i.downtimeMs)}   expected downtime: ${ms(i.expectedDowntimeMs)}`,
     `transferred: ${mib(i.transferredBytes)}   throughput: ${i.mbps.toFixed(0)} mbps`,
     `remaining: ${i.remainingPages} of ${i.totalPages} pages   normal: ${i.normalPages}   zero: ${i.zeroPages}   precopy: ${i.precopyPages}`,
-    `precopy rounds: ${i.precopyRounds}   postcopy requests: ${i.postcopyRequests}`,
+    `precopy rounds: ${i.precopyRounds}   postcopy requests: ${i.postcopyRequests}${i.cpuThrottlePercentage > 0 ? `   cpu throttle: ${i.cpuThrottlePercentage}%` : ''}`,
     `downtime limit: ${ms(i.downtimeLimitMs)}   max postcopy bandwidth: ${i.maxPostcopyBandwidth === 0 ? 'unlimited' : `${mib(i.maxPostcopyBandwidth)}/s`}`,
     ...(i.error ? [`error: ${i.error}`] : []),
   ].join('\n');

@@ -24,6 +24,8 @@ export interface MigrationInfo {
   mbps: number;
   postcopyRequests: number;
   precopyRounds: number;
+  /** How much auto-converge slows the vCPUs now, in percent (QEMU's cpu-throttle-percentage). */
+  cpuThrottlePercentage: number;
   /** The parameters in force (migrate_set_parameter may move them): QEMU's downtime-limit and max-postcopy-bandwidth, 0 for none. */
   downtimeLimitMs: number;
   maxPostcopyBandwidth: number;

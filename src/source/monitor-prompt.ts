@@ -11,7 +11,7 @@ import type { MigrateRequest, Monitor, ParametersRequest } from './monitor.ts';
 
 const HELP = `commands:
   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--hybrid-rounds N]
-              [--max-postcopy-bandwidth BYTES/S, e.g. 300M; 0: unlimited]
+              [--auto-converge] [--max-postcopy-bandwidth BYTES/S, e.g. 300M; 0: unlimited]
   migrate_set_parameter downtime-limit MS | max-postcopy-bandwidth BYTES/S
                       now, for the migration in progress, and for later ones
   info migrate        progress and figures of the current or last migration
@@ -100,6 +100,11 @@ function parseMigrate(args: string[]): MigrateRequest {
   const [to, ...flags] = args;
   const req: MigrateRequest = { to: to ?? '' };
   for (let i = 0; i < flags.length; i += 2) {
+    if (flags[i] === '--auto-converge') {
+      req.autoConverge = true;
+      i--;
+      continue;
+    }
     const value = flags[i + 1];
     const num = Number(value);
     switch (flags[i]) {

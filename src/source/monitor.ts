@@ -21,6 +21,8 @@ export interface MigrateRequest {
   maxPostcopyBandwidth?: number;
   /** Start once every vCPU has run this many instructions (deterministic switchover point). */
   afterInstructions?: number;
+  /** QEMU's auto-converge capability: slow the vCPUs while precopy does not converge. */
+  autoConverge?: boolean;
 }
 
 /** `migrate_set_parameter` (QEMU's migrate-set-parameters): each key optional, at least one. */
@@ -36,6 +38,8 @@ export interface GuestInfo {
   imageSha256: string;
   /** Where the guest runs: here, or (after a completed migration) on the destination. */
   runningHere: boolean;
+  /** Auto-converge's slowing of the vCPUs here, in percent; 0 outside a precopy. */
+  cpuThrottlePercentage: number;
   exitCode: number | null;
   consoleBytes: number;
 }
@@ -94,6 +98,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       downtimeLimitMs: req.downtimeLimitMs,
       maxRounds: req.maxRounds,
       hybridRounds: req.hybridRounds,
+      autoConverge: req.autoConverge,
       maxPostcopyBandwidth: req.maxPostcopyBandwidth,
       disk: this.options.disk,
       requests,
@@ -131,6 +136,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       ramSize: m.ramSize,
       imageSha256: m.imageHash,
       runningHere: !this.migratedAway,
+      cpuThrottlePercentage: m.throttle,
       exitCode: m.exit ? m.exit.code : null,
       consoleBytes: m.consoleOffset,
     };
@@ -219,12 +225,17 @@ function checkMigrateRequest(
   const mode = r.mode ?? MIGRATE_DEFAULTS.mode;
   if (!MIGRATION_MODES.includes(mode)) throw new MonitorCommandError(`migrate: mode must be one of ${MIGRATION_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
   const positive = (name: string, v: unknown, dflt: number, integer: boolean): number => (v === undefined ? dflt : positiveValue('migrate', name, v, integer));
+  const flag = (name: string, v: unknown): boolean => {
+    if (v === undefined || typeof v === 'boolean') return v === true;
+    throw new MonitorCommandError(`migrate: ${name} must be true or false (got ${JSON.stringify(v)})`);
+  };
   return {
     to: r.to,
     mode,
     downtimeLimitMs: positive('downtimeLimitMs', r.downtimeLimitMs, MIGRATE_DEFAULTS.downtimeLimitMs, false),
     maxRounds: positive('maxRounds', r.maxRounds, MIGRATE_DEFAULTS.maxRounds, true),
     hybridRounds: positive('hybridRounds', r.hybridRounds, MIGRATE_DEFAULTS.hybridRounds, true),
+    autoConverge: flag('autoConverge', r.autoConverge),
     afterInstructions: r.afterInstructions === undefined ? undefined : positive('afterInstructions', r.afterInstructions, 0, true),
     // As QEMU's parameter: 0 lifts the cap.
     maxPostcopyBandwidth: r.maxPostcopyBandwidth === 0 || r.maxPostcopyBandwidth === undefined ? undefined : positive('maxPostcopyBandwidth', r.maxPostcopyBandwidth, 0, true),

@@ -38,6 +38,8 @@ export interface OutgoingMigrationOptions {
   readonly maxRounds: number;
   /** Hybrid switches to postcopy after this many rounds at the latest. */
   readonly hybridRounds: number;
+  /** QEMU's auto-converge: each precopy round that does not converge slows the vCPUs further. */
+  readonly autoConverge?: boolean;
   /** Bytes per second for the postcopy push; unset: unlimited. */
   readonly maxPostcopyBandwidth?: number;
   /** Shared-storage disk path the destination opens. */
@@ -180,6 +182,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       else if (this.state.canMoveTo('failed')) this.state.moveTo('failed');
       throw err;
     } finally {
+      // Cancelled or failed, the guest runs on here at full speed; handed over, its vCPUs here are stopped anyway.
+      if (this.options.machine.throttle !== 0) this.options.machine.setThrottle(0);
       this.server?.stop();
       this.closeChannels();
     }
@@ -247,6 +251,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       mbps: (transferredBytes * 8) / 1e6 / (sendingMs / 1000),
       postcopyRequests: f?.postcopyRequests ?? 0,
       precopyRounds: this.rounds,
+      cpuThrottlePercentage: this.options.machine.throttle,
       downtimeLimitMs: this.parameters.downtimeLimitMs,
       maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth ?? 0,
       error: this.failure?.message ?? null,
@@ -417,6 +422,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
             `The guest keeps running here; retry with --mode hybrid or postcopy, or raise --downtime-limit`,
         );
       }
+      if (this.options.autoConverge) this.throttleHarder();
       pages = dirty;
     }
   }
@@ -427,6 +433,17 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     if (!control?.open) return;
     if (cancelled) control.send({ type: 'cancel', reason: err.message });
     else control.send({ type: 'error', code: err instanceof PostcopyError ? err.code : 'MIGRATE_ERR_FAILED', message: err.message });
+  }
+
+  // QEMU's steps (cpu-throttle-initial 20, -increment 10, max-cpu-throttle
+  // 99): a guest that dirties memory faster than the link carries it gets
+  // less time to, until what is left after a round fits the downtime limit.
+  private throttleHarder(): void {
+    const { machine } = this.options;
+    const percent = machine.throttle === 0 ? 20 : Math.min(99, machine.throttle + 10);
+    if (percent === machine.throttle) return;
+    machine.setThrottle(percent);
+    this.log.info({ cpuThrottlePercentage: percent }, 'auto-converge: vCPUs slowed');
   }
 
   // A destination that stopped reading leaves a send window full, or an ack

@@ -16,8 +16,8 @@ import type { MigrationState } from '../protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
 import type { KernelUserfaultfd } from '../uffd/kernel.ts';
 import { firstMessage, startWorker } from '../worker.ts';
-import { CountWaiters } from './count-waiters.ts';
 import { relayLogLine } from '../worker-log.ts';
+import { CountWaiters } from './count-waiters.ts';
 import type { FaultThreadData, FaultThreadFigures, FromFaultThread, PageThreadRole, ToFaultThread } from './fault-thread-messages.ts';
 import type { FaultEvent } from './uffd-port.ts';
 

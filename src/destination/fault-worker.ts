@@ -3,10 +3,10 @@
 // answer, so a vCPU's fault never waits for the main thread. The bulk thread
 // places precopy pages and the background push (QEMU's listen thread): read
 // in 512 KiB slabs of its own, they no longer cost the main thread socket
-// reads, copies and the garbage collections they caused. Like QEMU's threads they sleep in
-// poll(2) on their descriptors (poll-loop.ts), not on an event loop. Their
-// placers share the received-pages bitmap with the main thread's: whichever
-// places a page first wins, the others get EEXIST.
+// reads, copies and the garbage collections they caused. Like QEMU's threads
+// they sleep in poll(2) on their descriptors (poll-loop.ts), not on an event
+// loop. Their placers share the received-pages bitmap with the main thread's:
+// whichever places a page first wins, the others get EEXIST.
 // Started while the destination waits for a source, it loads its modules
 // and rehearses the fault path then (fault-path-rehearsal.ts), and serves
 // once told the guest's RAM and userfaultfd.

@@ -1,12 +1,12 @@
 // What a destination page thread does once it has a userfaultfd and RAM to
 // place into: the fault thread turns fault events into urgent requests and
 // places the answers, the bulk thread places precopy pages and the
-// background push. The
-// thread's rehearsal (fault-path-rehearsal.ts) builds one of these over its
-// scratch region too. V8 optimizes a closure per place in the source that
-// makes it, so the migration's closures must be made where the rehearsal's
-// were: rehearsed through closures of its own, the fault path was compiled
-// again, deoptimized, on the helper threads in the first half of postcopy.
+// background push. The thread's rehearsal (fault-path-rehearsal.ts) builds
+// one of these over its scratch region too. V8 optimizes a closure per place
+// in the source that makes it, so the migration's closures must be made where
+// the rehearsal's were: rehearsed through closures of its own, the fault path
+// was compiled again, deoptimized, on the helper threads in the first half of
+// postcopy.
 import type { Logger } from '../log.ts';
 import { adoptChannel, type ChannelHandoff, type StateSource } from '../protocol/channel-handoff.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';

@@ -1,5 +1,5 @@
 // The interactive monitor on a TTY, in QEMU HMP's words:
-//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--max-postcopy-bandwidth BYTES/S]
+//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--auto-converge] [--max-postcopy-bandwidth BYTES/S]
 //   migrate_set_parameter downtime-limit MS | max-postcopy-bandwidth BYTES/S
 //   info migrate | info migrate_parameters | info status | migrate_start_postcopy | cancel | quit
 import { createInterface, type Interface } from 'node:readline';

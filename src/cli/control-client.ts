@@ -2,7 +2,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { PostcopyError } from '../errors.ts';
-import type { MigrateRequest, ParametersRequest } from '../source/monitor.ts';
+import type { MigrateRequest, MigrationParameterValues, ParametersRequest } from '../source/monitor.ts';
 import type { MigrationInfo } from '../source/migration-info.ts';
 
 export class ControlClient {
@@ -25,8 +25,8 @@ export class ControlClient {
   }
 
   /** migrate_set_parameter; answers with the parameters now in force. */
-  setParameters(request: ParametersRequest): Promise<{ downtimeLimitMs: number; maxPostcopyBandwidth: number }> {
-    return this.call('POST', '/migrate/parameters', request) as Promise<{ downtimeLimitMs: number; maxPostcopyBandwidth: number }>;
+  setParameters(request: ParametersRequest): Promise<MigrationParameterValues> {
+    return this.call('POST', '/migrate/parameters', request) as Promise<MigrationParameterValues>;
   }
 
   /** migrate_cancel: only before the switchover. */

@@ -29,6 +29,7 @@ interface DemoOptions {
   instructions: number;
   downtimeLimit?: number;
   autoConverge?: boolean;
+  maxBandwidth?: number;
   maxPostcopyBandwidth?: number;
   json?: boolean;
 }
@@ -81,6 +82,7 @@ async function demo(options: DemoOptions): Promise<void> {
       afterInstructions: options.afterInstructions,
       downtimeLimitMs: options.downtimeLimit,
       autoConverge: options.autoConverge,
+      maxBandwidth: options.maxBandwidth,
       maxPostcopyBandwidth: options.maxPostcopyBandwidth,
     });
     const info: MigrationInfo = await followMigration(control, relay && process.stderr.isTTY === true);

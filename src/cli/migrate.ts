@@ -19,6 +19,7 @@ interface MigrateOptions {
   hybridRounds: number;
   autoConverge?: boolean;
   afterInstructions?: number;
+  maxBandwidth?: number;
   maxPostcopyBandwidth?: number;
   json?: boolean;
 }
@@ -33,6 +34,7 @@ async function migrate(options: MigrateOptions): Promise<void> {
     hybridRounds: options.hybridRounds,
     autoConverge: options.autoConverge,
     afterInstructions: options.afterInstructions,
+    maxBandwidth: options.maxBandwidth,
     maxPostcopyBandwidth: options.maxPostcopyBandwidth,
   });
   const info = await followMigration(client, process.stderr.isTTY === true && !options.json);

@@ -3,9 +3,9 @@
 //
 //   GET  /info                    guest and migration
 //   GET  /migrate                 info migrate (query-migrate); ?wait=end answers once it has ended
-//   POST /migrate                 {to, mode, downtimeLimitMs, maxRounds, hybridRounds, maxPostcopyBandwidth, afterInstructions}
-//   GET  /migrate/parameters      info migrate_parameters: {downtimeLimitMs, maxPostcopyBandwidth}
-//   POST /migrate/parameters      migrate_set_parameter: either or both of them (0: no cap)
+//   POST /migrate                 {to, mode, downtimeLimitMs, maxRounds, hybridRounds, autoConverge, maxBandwidth, maxPostcopyBandwidth, afterInstructions}
+//   GET  /migrate/parameters      info migrate_parameters: {downtimeLimitMs, maxBandwidth, maxPostcopyBandwidth}
+//   POST /migrate/parameters      migrate_set_parameter: any of them (0: no cap)
 //   POST /migrate/start-postcopy  migrate_start_postcopy
 //   POST /migrate/cancel          migrate_cancel
 //   POST /quit

@@ -26,8 +26,9 @@ export interface MigrationInfo {
   precopyRounds: number;
   /** How much auto-converge slows the vCPUs now, in percent (QEMU's cpu-throttle-percentage). */
   cpuThrottlePercentage: number;
-  /** The parameters in force (migrate_set_parameter may move them): QEMU's downtime-limit and max-postcopy-bandwidth, 0 for none. */
+  /** The parameters in force (migrate_set_parameter may move them): QEMU's downtime-limit, max-bandwidth and max-postcopy-bandwidth, 0 for none. */
   downtimeLimitMs: number;
+  maxBandwidth: number;
   maxPostcopyBandwidth: number;
   error: string | null;
 }

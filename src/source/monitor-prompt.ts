@@ -1,6 +1,7 @@
 // The interactive monitor on a TTY, in QEMU HMP's words:
-//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--auto-converge] [--max-postcopy-bandwidth BYTES/S]
-//   migrate_set_parameter downtime-limit MS | max-postcopy-bandwidth BYTES/S
+//   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--auto-converge]
+//               [--max-bandwidth BYTES/S] [--max-postcopy-bandwidth BYTES/S]
+//   migrate_set_parameter downtime-limit MS | max-bandwidth BYTES/S | max-postcopy-bandwidth BYTES/S
 //   info migrate | info migrate_parameters | info status | migrate_start_postcopy | cancel | quit
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -11,8 +12,9 @@ import type { MigrateRequest, Monitor, ParametersRequest } from './monitor.ts';
 
 const HELP = `commands:
   migrate URL [--mode postcopy|precopy|hybrid] [--downtime-limit MS] [--rounds N] [--hybrid-rounds N]
-              [--auto-converge] [--max-postcopy-bandwidth BYTES/S, e.g. 300M; 0: unlimited]
-  migrate_set_parameter downtime-limit MS | max-postcopy-bandwidth BYTES/S
+              [--auto-converge] [--max-bandwidth BYTES/S] [--max-postcopy-bandwidth BYTES/S]
+              (caps as 300M: precopy rounds, the postcopy push; 0: unlimited)
+  migrate_set_parameter downtime-limit MS | max-bandwidth BYTES/S | max-postcopy-bandwidth BYTES/S
                       now, for the migration in progress, and for later ones
   info migrate        progress and figures of the current or last migration
   info migrate_parameters
@@ -53,7 +55,8 @@ function run(monitor: Monitor, words: string[], say: (text: string) => void): vo
         say(info ? formatMigrationInfo(info) : 'no migration yet');
       } else if (args[0] === 'migrate_parameters') {
         const p = monitor.migrationParameters();
-        say(`downtime-limit: ${p.downtimeLimitMs} ms\nmax-postcopy-bandwidth: ${p.maxPostcopyBandwidth === 0 ? 'unlimited' : `${p.maxPostcopyBandwidth} bytes/s`}`);
+        const cap = (v: number): string => (v === 0 ? 'unlimited' : `${v} bytes/s`);
+        say(`downtime-limit: ${p.downtimeLimitMs} ms\nmax-bandwidth: ${cap(p.maxBandwidth)}\nmax-postcopy-bandwidth: ${cap(p.maxPostcopyBandwidth)}`);
       } else if (args[0] === 'status') {
         say(JSON.stringify(monitor.infoGuest(), null, 2));
       } else {
@@ -85,14 +88,12 @@ function parseParameter([name, value, ...rest]: string[]): ParametersRequest {
     case 'downtime-limit':
       if (!/^\d+(\.\d+)?$/.test(value)) throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: downtime-limit is in milliseconds, e.g. 500 (got "${value}")`);
       return { downtimeLimitMs: Number(value) };
+    case 'max-bandwidth':
+      return { maxBandwidth: bandwidth('migrate_set_parameter: max-bandwidth', value) };
     case 'max-postcopy-bandwidth':
-      try {
-        return { maxPostcopyBandwidth: parseSize(value) };
-      } catch (err) {
-        throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: max-postcopy-bandwidth: ${(err as Error).message}`);
-      }
+      return { maxPostcopyBandwidth: bandwidth('migrate_set_parameter: max-postcopy-bandwidth', value) };
     default:
-      throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: no parameter "${name}"; downtime-limit or max-postcopy-bandwidth`);
+      throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate_set_parameter: no parameter "${name}"; downtime-limit, max-bandwidth or max-postcopy-bandwidth`);
   }
 }
 
@@ -120,16 +121,24 @@ function parseMigrate(args: string[]): MigrateRequest {
       case '--hybrid-rounds':
         req.hybridRounds = num;
         break;
+      case '--max-bandwidth':
+        req.maxBandwidth = bandwidth('migrate: --max-bandwidth', value ?? '');
+        break;
       case '--max-postcopy-bandwidth':
-        try {
-          req.maxPostcopyBandwidth = parseSize(value ?? '');
-        } catch (err) {
-          throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate: --max-postcopy-bandwidth: ${(err as Error).message}`);
-        }
+        req.maxPostcopyBandwidth = bandwidth('migrate: --max-postcopy-bandwidth', value ?? '');
         break;
       default:
         throw new PostcopyError('MONITOR_ERR_COMMAND', `migrate: unknown flag "${flags[i]}"\n${HELP}`);
     }
   }
   return req;
+}
+
+/** A cap in bytes per second as the size parser reads it (300M), or an error naming `what`. */
+function bandwidth(what: string, value: string): number {
+  try {
+    return parseSize(value);
+  } catch (err) {
+    throw new PostcopyError('MONITOR_ERR_COMMAND', `${what}: ${(err as Error).message}`);
+  }
 }

@@ -19,6 +19,8 @@ export interface MigrateRequest {
   hybridRounds?: number;
   /** Bytes per second for the postcopy push (QEMU's max-postcopy-bandwidth); 0 or unset: unlimited. */
   maxPostcopyBandwidth?: number;
+  /** Bytes per second for precopy rounds while the guest runs (QEMU's max-bandwidth); 0 or unset: unlimited. */
+  maxBandwidth?: number;
   /** Start once every vCPU has run this many instructions (deterministic switchover point). */
   afterInstructions?: number;
   /** QEMU's auto-converge capability: slow the vCPUs while precopy does not converge. */
@@ -29,8 +31,13 @@ export interface MigrateRequest {
 export interface ParametersRequest {
   downtimeLimitMs?: number;
   /** 0 lifts the cap. */
+  maxBandwidth?: number;
+  /** 0 lifts the cap. */
   maxPostcopyBandwidth?: number;
 }
+
+/** info migrate_parameters: every parameter's value, 0 for no cap. */
+export type MigrationParameterValues = Required<ParametersRequest>;
 
 export interface GuestInfo {
   vcpus: number;
@@ -99,6 +106,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       maxRounds: req.maxRounds,
       hybridRounds: req.hybridRounds,
       autoConverge: req.autoConverge,
+      maxBandwidth: req.maxBandwidth,
       maxPostcopyBandwidth: req.maxPostcopyBandwidth,
       disk: this.options.disk,
       requests,
@@ -156,17 +164,21 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   setParameters(request: ParametersRequest): void {
     const p = checkParameters(request);
     this.parameters = { ...this.parameters, ...p };
+    // 0 lifts a cap: undefined, present, says so to the migration.
+    const cap = (v: number | undefined, key: 'maxBandwidth' | 'maxPostcopyBandwidth') => (v === undefined ? {} : { [key]: v === 0 ? undefined : v });
     this.migration?.setParameters({
       ...(p.downtimeLimitMs !== undefined ? { downtimeLimitMs: p.downtimeLimitMs } : {}),
-      ...(p.maxPostcopyBandwidth !== undefined ? { maxPostcopyBandwidth: p.maxPostcopyBandwidth === 0 ? undefined : p.maxPostcopyBandwidth } : {}),
+      ...cap(p.maxBandwidth, 'maxBandwidth'),
+      ...cap(p.maxPostcopyBandwidth, 'maxPostcopyBandwidth'),
     });
   }
 
   /** `info migrate_parameters`: those of the migration in progress, else what the next one starts with. */
-  migrationParameters(): { downtimeLimitMs: number; maxPostcopyBandwidth: number } {
+  migrationParameters(): MigrationParameterValues {
     const running = this.migration?.info();
-    if (running) return { downtimeLimitMs: running.downtimeLimitMs, maxPostcopyBandwidth: running.maxPostcopyBandwidth };
-    return { downtimeLimitMs: this.parameters.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs, maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth ?? 0 };
+    if (running) return { downtimeLimitMs: running.downtimeLimitMs, maxBandwidth: running.maxBandwidth, maxPostcopyBandwidth: running.maxPostcopyBandwidth };
+    const p = this.parameters;
+    return { downtimeLimitMs: p.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs, maxBandwidth: p.maxBandwidth ?? 0, maxPostcopyBandwidth: p.maxPostcopyBandwidth ?? 0 };
   }
 
   /** `migrate_cancel`: only before the switchover. */
@@ -217,7 +229,7 @@ function resumeHere(machine: Machine, stopAt: number): void {
 
 function checkMigrateRequest(
   r: MigrateRequest,
-): Required<Omit<MigrateRequest, 'afterInstructions' | 'maxPostcopyBandwidth'>> & Pick<MigrateRequest, 'afterInstructions' | 'maxPostcopyBandwidth'> {
+): Required<Omit<MigrateRequest, 'afterInstructions' | 'maxBandwidth' | 'maxPostcopyBandwidth'>> & Pick<MigrateRequest, 'afterInstructions' | 'maxBandwidth' | 'maxPostcopyBandwidth'> {
   if (typeof r !== 'object' || r === null) throw new MonitorCommandError('migrate needs {"to": "ws://HOST:PORT", ...}');
   if (typeof r.to !== 'string' || !/^wss?:\/\/[^/\s]+\/?$/.test(r.to)) {
     throw new MonitorCommandError(`migrate: "to" must be the destination's ws://HOST:PORT (got ${JSON.stringify(r.to)})`);
@@ -237,7 +249,8 @@ function checkMigrateRequest(
     hybridRounds: positive('hybridRounds', r.hybridRounds, MIGRATE_DEFAULTS.hybridRounds, true),
     autoConverge: flag('autoConverge', r.autoConverge),
     afterInstructions: r.afterInstructions === undefined ? undefined : positive('afterInstructions', r.afterInstructions, 0, true),
-    // As QEMU's parameter: 0 lifts the cap.
+    // As QEMU's parameters: 0 lifts the cap.
+    maxBandwidth: r.maxBandwidth === 0 || r.maxBandwidth === undefined ? undefined : positive('maxBandwidth', r.maxBandwidth, 0, true),
     maxPostcopyBandwidth: r.maxPostcopyBandwidth === 0 || r.maxPostcopyBandwidth === undefined ? undefined : positive('maxPostcopyBandwidth', r.maxPostcopyBandwidth, 0, true),
   };
 }
@@ -249,7 +262,7 @@ function positiveValue(command: string, name: string, v: unknown, integer: boole
   return v;
 }
 
-const PARAMETER_NAMES = ['downtimeLimitMs', 'maxPostcopyBandwidth'] as const;
+const PARAMETER_NAMES = ['downtimeLimitMs', 'maxBandwidth', 'maxPostcopyBandwidth'] as const;
 
 function checkParameters(r: ParametersRequest): ParametersRequest {
   const usage = `migrate_set_parameter needs one or more of ${PARAMETER_NAMES.join(', ')}`;
@@ -260,9 +273,10 @@ function checkParameters(r: ParametersRequest): ParametersRequest {
   if (keys.length === 0) throw new MonitorCommandError(usage);
   const out: ParametersRequest = {};
   if (r.downtimeLimitMs !== undefined) out.downtimeLimitMs = positiveValue('migrate_set_parameter', 'downtimeLimitMs', r.downtimeLimitMs, false);
-  if (r.maxPostcopyBandwidth !== undefined) {
-    // As QEMU's parameter: 0 lifts the cap.
-    out.maxPostcopyBandwidth = r.maxPostcopyBandwidth === 0 ? 0 : positiveValue('migrate_set_parameter', 'maxPostcopyBandwidth', r.maxPostcopyBandwidth, true);
+  // As QEMU's parameters: 0 lifts a cap.
+  for (const key of ['maxBandwidth', 'maxPostcopyBandwidth'] as const) {
+    const v = r[key];
+    if (v !== undefined) out[key] = v === 0 ? 0 : positiveValue('migrate_set_parameter', key, v, true);
   }
   return out;
 }

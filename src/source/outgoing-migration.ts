@@ -42,6 +42,8 @@ export interface OutgoingMigrationOptions {
   readonly autoConverge?: boolean;
   /** Bytes per second for the postcopy push; unset: unlimited. */
   readonly maxPostcopyBandwidth?: number;
+  /** Bytes per second for precopy rounds while the guest runs; unset: unlimited. */
+  readonly maxBandwidth?: number;
   /** Shared-storage disk path the destination opens. */
   readonly disk?: string;
   /** After the connection breaks in postcopy, how long to keep trying to reconnect (default 120 s). */
@@ -51,9 +53,10 @@ export interface OutgoingMigrationOptions {
   readonly log: Logger;
 }
 
-/** What migrate_set_parameter changes; maxPostcopyBandwidth present but undefined lifts the cap. */
+/** What migrate_set_parameter changes; a cap present but undefined is lifted. */
 export interface MigrationParameters {
   readonly downtimeLimitMs?: number;
+  readonly maxBandwidth?: number;
   readonly maxPostcopyBandwidth?: number;
 }
 
@@ -72,7 +75,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   private endedAt: number | undefined;
   private rounds = 0;
   /** What migrate_set_parameter may change while the migration runs. */
-  private readonly parameters: { downtimeLimitMs: number; maxPostcopyBandwidth?: number };
+  private readonly parameters: { downtimeLimitMs: number; maxBandwidth?: number; maxPostcopyBandwidth?: number };
   private expectedDowntime: number | undefined;
   private postcopyRequested = false;
   /** Set when precopy converged: the last dirty pages, sent while the vCPUs are stopped. */
@@ -95,7 +98,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   constructor(options: OutgoingMigrationOptions) {
     super();
     this.options = options;
-    this.parameters = { downtimeLimitMs: options.downtimeLimitMs, maxPostcopyBandwidth: options.maxPostcopyBandwidth };
+    this.parameters = { downtimeLimitMs: options.downtimeLimitMs, maxBandwidth: options.maxBandwidth, maxPostcopyBandwidth: options.maxPostcopyBandwidth };
     this.cancellation = new Promise<never>((_, reject) => (this.cancelNow = reject));
     this.cancellation.catch(() => undefined);
     this.log = options.log.child({ module: 'migration', side: 'source' });
@@ -104,10 +107,14 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
 
   /**
    * migrate_set_parameter: a new downtime limit counts from the next precopy
-   * round's end, a new push cap (undefined: none) from the next frame.
+   * round's end, a new cap (undefined: none) from the next frame.
    */
   setParameters(p: MigrationParameters): void {
     if (p.downtimeLimitMs !== undefined) this.parameters.downtimeLimitMs = p.downtimeLimitMs;
+    if ('maxBandwidth' in p) {
+      this.parameters.maxBandwidth = p.maxBandwidth;
+      this.server?.setMaxBandwidth(p.maxBandwidth);
+    }
     if ('maxPostcopyBandwidth' in p) {
       this.parameters.maxPostcopyBandwidth = p.maxPostcopyBandwidth;
       this.server?.setMaxPostcopyBandwidth(p.maxPostcopyBandwidth);
@@ -148,6 +155,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         ramAddress,
         pageSize: PAGE_SIZE,
         maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth,
+        maxBandwidth: this.parameters.maxBandwidth,
         log: this.log,
       });
       this.server = server;
@@ -253,6 +261,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       precopyRounds: this.rounds,
       cpuThrottlePercentage: this.options.machine.throttle,
       downtimeLimitMs: this.parameters.downtimeLimitMs,
+      maxBandwidth: this.parameters.maxBandwidth ?? 0,
       maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth ?? 0,
       error: this.failure?.message ?? null,
     };
@@ -501,7 +510,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     // Only a precopy leaves pages on the destination that the last run of the guest may have dirtied.
     if (this.pendingFinalRound) {
       const finalRound = [...new Set([...this.pendingFinalRound, ...machine.fetchAndClearDirty()])].sort((a, b) => a - b);
-      await this.orCancelled(server.sendPrecopy(finalRound));
+      await this.orCancelled(server.sendPrecopy(finalRound, true));
       await this.precopyPlaced(server);
     } else if (this.state.state === 'precopy-active') {
       const runs = machine.fetchAndClearDirtyRuns();

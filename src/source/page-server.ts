@@ -41,6 +41,8 @@ export interface PageServerOptions {
   readonly framesPerTurn?: number;
   /** Bytes per second the postcopy push may send (QEMU's max-postcopy-bandwidth); unset: as fast as the link takes. Requested pages are never held back. */
   readonly maxPostcopyBandwidth?: number;
+  /** Bytes per second for precopy rounds while the guest runs (QEMU's max-bandwidth); unset: unlimited. */
+  readonly maxBandwidth?: number;
   readonly log: Logger;
 }
 
@@ -88,6 +90,7 @@ export class PageServer {
   private pushing = false;
   private pumpScheduled = false;
   private pushBudget: TokenBucket | undefined;
+  private precopyBudget: TokenBucket | undefined;
   private readonly largestFrame: number;
   private pushBudgetTimer: NodeJS.Timeout | undefined;
   private allSentHandler: (() => void) | undefined;
@@ -102,6 +105,7 @@ export class PageServer {
     this.framesPerTurn = options.framesPerTurn ?? 16;
     this.largestFrame = PAGE_FRAME_HEADER_BYTES + this.maxPagesPerFrame * options.pageSize;
     this.setMaxPostcopyBandwidth(options.maxPostcopyBandwidth);
+    this.setMaxBandwidth(options.maxBandwidth);
     this.populated = options.ramAddress === undefined ? undefined : PopulatedPages.open(options.ramAddress, this.pageCount, options.pageSize);
     this.frames = new FrameSender({
       ram: options.ram,
@@ -166,10 +170,12 @@ export class PageServer {
   }
 
   /**
-   * One precopy round: `pages` (ascending) on the control channel, so they
-   * stay ordered with discards and machine state. Resolves once all are queued.
+   * One precopy round: `pages` (ascending) on the bulk channel; precopy-sync
+   * orders them before discards and the machine state. At most the
+   * max-bandwidth cap while the guest runs; `uncapped` for the stop-and-copy
+   * round, as QEMU lifts its cap to complete. Resolves once all are queued.
    */
-  async sendPrecopy(pages: Iterable<number>): Promise<void> {
+  async sendPrecopy(pages: Iterable<number>, uncapped = false): Promise<void> {
     // The guest runs: what the pagemap said before this round's dirty log was taken is stale.
     this.populated?.refresh();
     let runStart = -1;
@@ -179,11 +185,16 @@ export class PageServer {
         runLength++;
         continue;
       }
-      if (runLength > 0) await this.sendPrecopyRun(runStart, runLength);
+      if (runLength > 0) await this.sendPrecopyRun(runStart, runLength, uncapped);
       runStart = p;
       runLength = 1;
     }
-    if (runLength > 0) await this.sendPrecopyRun(runStart, runLength);
+    if (runLength > 0) await this.sendPrecopyRun(runStart, runLength, uncapped);
+  }
+
+  /** Caps precopy rounds at this many bytes per second (QEMU's max-bandwidth); undefined lifts the cap. */
+  setMaxBandwidth(bytesPerSecond: number | undefined): void {
+    this.precopyBudget = bytesPerSecond === undefined ? undefined : new TokenBucket(bytesPerSecond, this.largestFrame);
   }
 
   /** Caps the push at this many bytes per second from now on; undefined lifts the cap. */
@@ -255,9 +266,12 @@ export class PageServer {
     this.schedulePump();
   }
 
-  private async sendPrecopyRun(start: number, count: number): Promise<void> {
+  private async sendPrecopyRun(start: number, count: number, uncapped: boolean): Promise<void> {
     let p = start;
     while (p < start + count) {
+      const budget = uncapped ? undefined : this.precopyBudget;
+      const wait = budget?.waitMs() ?? 0;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const w = this.windows;
       if (!w) throw new Error('precopy needs the channels attached');
       if (w.bulk.full) await w.bulk.writable();
@@ -265,7 +279,8 @@ export class PageServer {
       let n = 1;
       while (p + n < start + count && this.frames.isZero(p + n) === zero) n++;
       this.counters.add('precopyPages', n);
-      this.frames.send(w.bulk, p, n, zero, true);
+      const bytes = this.frames.send(w.bulk, p, n, zero, true);
+      budget?.spend(bytes);
       p += n;
     }
   }

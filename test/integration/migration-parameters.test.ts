@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { PostcopyError } from '../../src/errors.ts';
+import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
 import { childGroup, reference, WRITTEN_8M_GUEST } from './processes.ts';
 
 // As in precopy-convergence.test.ts: 4096 pages dirtied a round, and ~10x the precopy's time still to run.
@@ -35,10 +36,10 @@ describe('migrate_set_parameter', () => {
 
       // Refused before a migration, and nothing changes.
       expect((await refusal(control.setParameters({ downtimeLimitMs: -1 }))).message).toMatch(/downtimeLimitMs must be a positive number \(got -1\)/);
-      expect((await refusal(control.setParameters({ downtime: 5 } as never))).message).toMatch(/no parameter "downtime"; migrate_set_parameter needs one or more of downtimeLimitMs, maxPostcopyBandwidth/);
+      expect((await refusal(control.setParameters({ downtime: 5 } as never))).message).toMatch(/no parameter "downtime"; migrate_set_parameter needs one or more of downtimeLimitMs, maxBandwidth, maxPostcopyBandwidth/);
       expect((await refusal(control.setParameters({}))).code).toBe('MONITOR_ERR_COMMAND');
       // Set before `migrate`: what it starts with, as in QEMU.
-      expect(await control.setParameters({ downtimeLimitMs: 1 })).toEqual({ downtimeLimitMs: 1, maxPostcopyBandwidth: 0 });
+      expect(await control.setParameters({ downtimeLimitMs: 1 })).toEqual({ downtimeLimitMs: 1, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
 
       await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
       await until('two precopy rounds', async () => ((await control.infoMigrate())?.precopyRounds ?? 0) >= 2);
@@ -47,7 +48,7 @@ describe('migrate_set_parameter', () => {
       expect(stuck?.downtimeLimitMs).toBe(1);
       expect(stuck?.expectedDowntimeMs).toBeGreaterThan(1);
 
-      expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxPostcopyBandwidth: 0 });
+      expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
       const done = await control.migrationEnd();
       expect(done.status).toBe('completed');
       expect(done.downtimeLimitMs).toBe(3_600_000);
@@ -57,6 +58,39 @@ describe('migrate_set_parameter', () => {
       const straight = await reference([...GUEST, '--instructions', N]);
       expect(finished.stateHash).toBe(straight.stateHash);
       expect(source.consoleText + destination.consoleText).toBe(straight.console);
+    } finally {
+      killAll();
+    }
+  });
+
+  it('precopy rounds keep under max-bandwidth while the guest runs, and finish once it is lifted', async () => {
+    const { token, spawn, killAll } = childGroup();
+    const cap = 4 * 1024 * 1024;
+    // The bucket's size: one full frame (64 pages and a header) saved up may go at once.
+    const burst = 64 * 4096 + PAGE_FRAME_HEADER_BYTES;
+    try {
+      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+      // The first round alone is 16 MiB of data: about 4 s at the cap.
+      await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxBandwidth: cap, afterInstructions: 1_000_000 });
+      await until('a megabyte sent', async () => ((await control.infoMigrate())?.transferredBytes ?? 0) > 1024 * 1024);
+      await new Promise((r) => setTimeout(r, 500));
+      const capped = await control.infoMigrate();
+      expect(capped?.status).toBe('precopy-active');
+      expect(capped?.maxBandwidth).toBe(cap);
+      // An upper bound on the rate, so a slow machine cannot fake it.
+      expect(capped!.transferredBytes).toBeLessThanOrEqual((cap * capped!.totalMs) / 1000 + burst);
+
+      expect(await control.setParameters({ maxBandwidth: 0, downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+      const done = await control.migrationEnd();
+      expect(done.status).toBe('completed');
+      expect(done.postcopyRequests).toBe(0);
+      // Capped all along, the 16 MiB round would still be going.
+      expect(done.transferredBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + burst);
+      const finished = await destination.waitFor('finished');
+      const straight = await reference([...GUEST, '--instructions', N]);
+      expect(finished.stateHash).toBe(straight.stateHash);
     } finally {
       killAll();
     }
@@ -75,7 +109,7 @@ describe('migrate_set_parameter', () => {
       await until('postcopy running', async () => (await control.infoMigrate())?.status === 'postcopy-active');
       expect((await control.infoMigrate())?.maxPostcopyBandwidth).toBe(cap);
       expect((await refusal(control.setParameters({ maxPostcopyBandwidth: 1.5 }))).message).toMatch(/maxPostcopyBandwidth must be a positive integer/);
-      expect(await control.setParameters({ maxPostcopyBandwidth: 0 })).toEqual({ downtimeLimitMs: 300, maxPostcopyBandwidth: 0 });
+      expect(await control.setParameters({ maxPostcopyBandwidth: 0 })).toEqual({ downtimeLimitMs: 300, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
       const done = await control.migrationEnd();
       expect(done.status).toBe('completed');
       expect(done.maxPostcopyBandwidth).toBe(0);

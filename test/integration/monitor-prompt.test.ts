@@ -33,7 +33,7 @@ describe.skipIf(noTerminal('monitor prompt tests'))('the source monitor prompt o
     await source.waitFor(/error: migrate_set_parameter: downtime-limit is in milliseconds, e.g. 500 \(got "soon"\)/);
     source.type('migrate_set_parameter downtime-limit 2500');
     source.type('info migrate_parameters');
-    await source.waitFor(/downtime-limit: 2500 ms\s+max-postcopy-bandwidth: unlimited/);
+    await source.waitFor(/downtime-limit: 2500 ms\s+max-bandwidth: unlimited\s+max-postcopy-bandwidth: unlimited/);
 
     const typedAt = performance.now();
     source.type(`migrate ${url} --mode postcopy --max-postcopy-bandwidth 4M`);

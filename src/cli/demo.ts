@@ -16,7 +16,7 @@ import type { DestinationFigures } from '../destination/incoming-guest.ts';
 import { ChildPostcopy } from './child-postcopy.ts';
 import { ControlClient } from './control-client.ts';
 import { followMigration } from './migration-progress.ts';
-import { integer, reportErrors, withGuestOptions, withPostcopyBandwidthOption } from './options.ts';
+import { integer, reportErrors, withGuestOptions, withBandwidthOptions } from './options.ts';
 
 interface DemoOptions {
   guest: string;
@@ -147,7 +147,7 @@ function formatSummary(s: DemoSummary, referenceHash: string, consoleMatches: bo
 `;
 }
 
-export const demoCommand = withPostcopyBandwidthOption(withGuestOptions(new Command('demo').description('migrate a running guest between two processes on this machine, then verify it against a run without migration'), 'life'))
+export const demoCommand = withBandwidthOptions(withGuestOptions(new Command('demo').description('migrate a running guest between two processes on this machine, then verify it against a run without migration'), 'life'))
   .addOption(new Option('--mode <mode>', 'postcopy, precopy or hybrid').choices(MIGRATION_MODES).default('postcopy'))
   .addOption(new Option('--uffd <path>', "the destination's userfaultfd").choices(['auto', 'dev', 'syscall', 'syscall-user-mode-only', 'sim']).default('auto'))
   .option('--after-instructions <k>', 'migrate once every vCPU has run K instructions', integer(1, Number.MAX_SAFE_INTEGER), 10_000_000)

@@ -7,7 +7,7 @@ import { MIGRATION_MODES, type MigrationMode } from '../source/migration-info.ts
 import { MIGRATE_DEFAULTS } from '../source/monitor.ts';
 import { ControlClient } from './control-client.ts';
 import { followMigration } from './migration-progress.ts';
-import { integer, reportErrors, tokenFrom, withPostcopyBandwidthOption } from './options.ts';
+import { integer, reportErrors, tokenFrom, withBandwidthOptions } from './options.ts';
 
 interface MigrateOptions {
   source: string;
@@ -44,7 +44,7 @@ async function migrate(options: MigrateOptions): Promise<void> {
   }
 }
 
-export const migrateCommand = withPostcopyBandwidthOption(new Command('migrate'))
+export const migrateCommand = withBandwidthOptions(new Command('migrate'))
   .description('migrate the guest of a running `postcopy source` to a `postcopy destination`')
   .requiredOption('--source <url>', "the source's control endpoint, e.g. http://127.0.0.1:4444")
   .requiredOption('--to <url>', 'the destination, e.g. ws://127.0.0.1:4445')

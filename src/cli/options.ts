@@ -22,8 +22,8 @@ export function size(text: string): number {
   }
 }
 
-/** --max-postcopy-bandwidth on every command that starts a migration: QEMU's parameter of that name. */
-export function withPostcopyBandwidthOption(command: Command): Command {
+/** --max-bandwidth and --max-postcopy-bandwidth on every command that starts a migration: QEMU's parameters of those names. */
+export function withBandwidthOptions(command: Command): Command {
   return command
     .option('--max-bandwidth <bytes/s>', 'cap precopy rounds while the guest runs, in bytes per second, e.g. 100M (K, M, G: KiB, MiB, GiB); 0: unlimited (the default)', size)
     .option('--max-postcopy-bandwidth <bytes/s>', 'cap the postcopy background push in bytes per second, e.g. 300M (K, M, G: KiB, MiB, GiB); requested pages are never held back; 0: unlimited (the default)', size);

@@ -2,7 +2,7 @@
 // dirties memory faster than precopy moves it is slowed round by round until
 // a round leaves little enough to send, and arrives intact; a precopy that
 // gives up first leaves the guest here running at full speed again.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { childGroup, expectMigratesIntact, reference } from './processes.ts';
 
@@ -13,45 +13,39 @@ const N = '400000000';
 describe('precopy with auto-converge', () => {
   it('slows the vCPUs until a round fits the downtime limit; the guest arrives intact', async () => {
     const { token, spawn, killAll } = childGroup();
-    try {
-      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-      await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 30, autoConverge: true, afterInstructions: 1_000_000 });
-      const done = await control.migrationEnd();
-      expect(done.status).toBe('completed');
-      // 20% after the first round, then 10% more a round: at least one step was taken.
-      expect(done.precopyRounds).toBeGreaterThan(1);
-      expect(done.postcopyRequests).toBe(0);
-      const finished = await destination.waitFor('finished');
-      const straight = await reference([...GUEST, '--instructions', N]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-      expect(source.consoleText + destination.consoleText).toBe(straight.console);
-    } finally {
-      killAll();
-    }
+    onTestFinished(killAll);
+    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 30, autoConverge: true, afterInstructions: 1_000_000 });
+    const done = await control.migrationEnd();
+    expect(done.status).toBe('completed');
+    // 20% after the first round, then 10% more a round: at least one step was taken.
+    expect(done.precopyRounds).toBeGreaterThan(1);
+    expect(done.postcopyRequests).toBe(0);
+    const finished = await destination.waitFor('finished');
+    const straight = await reference([...GUEST, '--instructions', N]);
+    expect(finished.stateHash).toBe(straight.stateHash);
+    expect(source.consoleText + destination.consoleText).toBe(straight.console);
   });
 
   it('gives the guest its full speed back when precopy gives up, and loses nothing', async () => {
     const group = childGroup();
     const { token, spawn, killAll } = group;
-    try {
-      const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const controlUrl = (await source.waitFor('listening')).control as string;
-      const control = new ControlClient(controlUrl, token);
-      const guestInfo = async (): Promise<{ cpuThrottlePercentage: number; runningHere: boolean }> =>
-        ((await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { cpuThrottlePercentage: number; runningHere: boolean } }).guest;
-      await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 3, autoConverge: true, afterInstructions: 1_000_000 });
-      const ended = await control.migrationEnd();
-      expect(ended.status).toBe('cancelled');
-      expect(ended.error).toMatch(/did not converge after 3 rounds/);
-      // Slowed to 20%, then 30%, before the third round gave up: now free again.
-      expect(await guestInfo()).toMatchObject({ cpuThrottlePercentage: 0, runningHere: true });
-      expect(ended.cpuThrottlePercentage).toBe(0);
-      await expectMigratesIntact(group, source, control, GUEST, N);
-    } finally {
-      killAll();
-    }
+    onTestFinished(killAll);
+    const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    const controlUrl = (await source.waitFor('listening')).control as string;
+    const control = new ControlClient(controlUrl, token);
+    const guestInfo = async (): Promise<{ cpuThrottlePercentage: number; runningHere: boolean }> =>
+      ((await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { cpuThrottlePercentage: number; runningHere: boolean } }).guest;
+    await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 3, autoConverge: true, afterInstructions: 1_000_000 });
+    const ended = await control.migrationEnd();
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error).toMatch(/did not converge after 3 rounds/);
+    // Slowed to 20%, then 30%, before the third round gave up: now free again.
+    expect(await guestInfo()).toMatchObject({ cpuThrottlePercentage: 0, runningHere: true });
+    expect(ended.cpuThrottlePercentage).toBe(0);
+    await expectMigratesIntact(group, source, control, GUEST, N);
   });
 });

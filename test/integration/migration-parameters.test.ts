@@ -2,7 +2,7 @@
 // converge under its downtime limit converges once the limit is raised
 // while it runs, and the guest arrives intact; a capped push is freed while
 // it runs. Bad parameters are refused by name and change nothing.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { PostcopyError } from '../../src/errors.ts';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
@@ -29,38 +29,35 @@ async function refusal(call: Promise<unknown>): Promise<PostcopyError> {
 describe('migrate_set_parameter', () => {
   it('a precopy that cannot converge does once its downtime limit is raised while it runs, and the guest arrives intact', async () => {
     const { token, spawn, killAll } = childGroup();
-    try {
-      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    onTestFinished(killAll);
+    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
 
-      // Refused before a migration, and nothing changes.
-      expect((await refusal(control.setParameters({ downtimeLimitMs: -1 }))).message).toMatch(/downtimeLimitMs must be a positive number \(got -1\)/);
-      expect((await refusal(control.setParameters({ downtime: 5 } as never))).message).toMatch(/no parameter "downtime"; migrate_set_parameter needs one or more of downtimeLimitMs, maxBandwidth, maxPostcopyBandwidth/);
-      expect((await refusal(control.setParameters({}))).code).toBe('MONITOR_ERR_COMMAND');
-      // Set before `migrate`: what it starts with, as in QEMU.
-      expect(await control.setParameters({ downtimeLimitMs: 1 })).toEqual({ downtimeLimitMs: 1, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    // Refused before a migration, and nothing changes.
+    expect((await refusal(control.setParameters({ downtimeLimitMs: -1 }))).message).toMatch(/downtimeLimitMs must be a positive number \(got -1\)/);
+    expect((await refusal(control.setParameters({ downtime: 5 } as never))).message).toMatch(/no parameter "downtime"; migrate_set_parameter needs one or more of downtimeLimitMs, maxBandwidth, maxPostcopyBandwidth/);
+    expect((await refusal(control.setParameters({}))).code).toBe('MONITOR_ERR_COMMAND');
+    // Set before `migrate`: what it starts with, as in QEMU.
+    expect(await control.setParameters({ downtimeLimitMs: 1 })).toEqual({ downtimeLimitMs: 1, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
 
-      await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
-      await until('two precopy rounds', async () => ((await control.infoMigrate())?.precopyRounds ?? 0) >= 2);
-      const stuck = await control.infoMigrate();
-      expect(stuck?.status).toBe('precopy-active');
-      expect(stuck?.downtimeLimitMs).toBe(1);
-      expect(stuck?.expectedDowntimeMs).toBeGreaterThan(1);
+    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
+    await until('two precopy rounds', async () => ((await control.infoMigrate())?.precopyRounds ?? 0) >= 2);
+    const stuck = await control.infoMigrate();
+    expect(stuck?.status).toBe('precopy-active');
+    expect(stuck?.downtimeLimitMs).toBe(1);
+    expect(stuck?.expectedDowntimeMs).toBeGreaterThan(1);
 
-      expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
-      const done = await control.migrationEnd();
-      expect(done.status).toBe('completed');
-      expect(done.downtimeLimitMs).toBe(3_600_000);
-      // It switched over as precopy: nothing was left for the destination to fetch.
-      expect(done.postcopyRequests).toBe(0);
-      const finished = await destination.waitFor('finished');
-      const straight = await reference([...GUEST, '--instructions', N]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-      expect(source.consoleText + destination.consoleText).toBe(straight.console);
-    } finally {
-      killAll();
-    }
+    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    const done = await control.migrationEnd();
+    expect(done.status).toBe('completed');
+    expect(done.downtimeLimitMs).toBe(3_600_000);
+    // It switched over as precopy: nothing was left for the destination to fetch.
+    expect(done.postcopyRequests).toBe(0);
+    const finished = await destination.waitFor('finished');
+    const straight = await reference([...GUEST, '--instructions', N]);
+    expect(finished.stateHash).toBe(straight.stateHash);
+    expect(source.consoleText + destination.consoleText).toBe(straight.console);
   });
 
   it('precopy rounds keep under max-bandwidth while the guest runs, and finish once it is lifted', async () => {
@@ -68,32 +65,29 @@ describe('migrate_set_parameter', () => {
     const cap = 4 * 1024 * 1024;
     // The bucket starts full (one full frame: 64 pages and a header) and may be overdrawn by one more frame.
     const slack = 2 * (64 * 4096 + PAGE_FRAME_HEADER_BYTES);
-    try {
-      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-      // The first round alone is 16 MiB of data: about 4 s at the cap.
-      await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxBandwidth: cap, afterInstructions: 1_000_000 });
-      await until('a megabyte sent', async () => ((await control.infoMigrate())?.transferredBytes ?? 0) > 1024 * 1024);
-      await new Promise((r) => setTimeout(r, 500));
-      const capped = await control.infoMigrate();
-      expect(capped?.status).toBe('precopy-active');
-      expect(capped?.maxBandwidth).toBe(cap);
-      // An upper bound on the rate, so a slow machine cannot fake it.
-      expect(capped!.transferredBytes).toBeLessThanOrEqual((cap * capped!.totalMs) / 1000 + slack);
+    onTestFinished(killAll);
+    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    // The first round alone is 16 MiB of data: about 4 s at the cap.
+    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxBandwidth: cap, afterInstructions: 1_000_000 });
+    await until('a megabyte sent', async () => ((await control.infoMigrate())?.transferredBytes ?? 0) > 1024 * 1024);
+    await new Promise((r) => setTimeout(r, 500));
+    const capped = await control.infoMigrate();
+    expect(capped?.status).toBe('precopy-active');
+    expect(capped?.maxBandwidth).toBe(cap);
+    // An upper bound on the rate, so a slow machine cannot fake it.
+    expect(capped!.transferredBytes).toBeLessThanOrEqual((cap * capped!.totalMs) / 1000 + slack);
 
-      expect(await control.setParameters({ maxBandwidth: 0, downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
-      const done = await control.migrationEnd();
-      expect(done.status).toBe('completed');
-      expect(done.postcopyRequests).toBe(0);
-      // Capped all along, the 16 MiB round would still be going.
-      expect(done.transferredBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + slack);
-      const finished = await destination.waitFor('finished');
-      const straight = await reference([...GUEST, '--instructions', N]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-    } finally {
-      killAll();
-    }
+    expect(await control.setParameters({ maxBandwidth: 0, downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    const done = await control.migrationEnd();
+    expect(done.status).toBe('completed');
+    expect(done.postcopyRequests).toBe(0);
+    // Capped all along, the 16 MiB round would still be going.
+    expect(done.transferredBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + slack);
+    const finished = await destination.waitFor('finished');
+    const straight = await reference([...GUEST, '--instructions', N]);
+    expect(finished.stateHash).toBe(straight.stateHash);
   });
 
   it('a push capped at 64 KiB/s is freed while it runs, and moves far more than the cap would have allowed', async () => {
@@ -101,27 +95,24 @@ describe('migrate_set_parameter', () => {
     // A guest that has written its 8 MiB and barely runs after the switchover: nearly every page is the push's.
     const n = '3100000';
     const cap = 64 * 1024;
-    try {
-      const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', n]);
-      const source = spawn('source', ['source', ...WRITTEN_8M_GUEST, '--instructions', n, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-      await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'postcopy', maxPostcopyBandwidth: cap, afterInstructions: 3_000_000 });
-      await until('postcopy running', async () => (await control.infoMigrate())?.status === 'postcopy-active');
-      expect((await control.infoMigrate())?.maxPostcopyBandwidth).toBe(cap);
-      expect((await refusal(control.setParameters({ maxPostcopyBandwidth: 1.5 }))).message).toMatch(/maxPostcopyBandwidth must be a positive integer/);
-      expect(await control.setParameters({ maxPostcopyBandwidth: 0 })).toEqual({ downtimeLimitMs: 300, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
-      const done = await control.migrationEnd();
-      expect(done.status).toBe('completed');
-      expect(done.maxPostcopyBandwidth).toBe(0);
-      // Capped, the push's ~8 MiB would take ~128 s: more bytes than the cap allows in the time taken
-      // (a lower bound on the time, so a slow machine cannot fake it) means the cap was lifted.
-      const pushedBytes = (done.normalPages - done.postcopyRequests) * 4096;
-      expect(pushedBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + 1024 * 1024);
-      const finished = await destination.waitFor('finished');
-      const straight = await reference([...WRITTEN_8M_GUEST, '--instructions', n]);
-      expect(finished.stateHash).toBe(straight.stateHash);
-    } finally {
-      killAll();
-    }
+    onTestFinished(killAll);
+    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', n]);
+    const source = spawn('source', ['source', ...WRITTEN_8M_GUEST, '--instructions', n, '--listen', '127.0.0.1:0', '--paused']);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'postcopy', maxPostcopyBandwidth: cap, afterInstructions: 3_000_000 });
+    await until('postcopy running', async () => (await control.infoMigrate())?.status === 'postcopy-active');
+    expect((await control.infoMigrate())?.maxPostcopyBandwidth).toBe(cap);
+    expect((await refusal(control.setParameters({ maxPostcopyBandwidth: 1.5 }))).message).toMatch(/maxPostcopyBandwidth must be a positive integer/);
+    expect(await control.setParameters({ maxPostcopyBandwidth: 0 })).toEqual({ downtimeLimitMs: 300, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    const done = await control.migrationEnd();
+    expect(done.status).toBe('completed');
+    expect(done.maxPostcopyBandwidth).toBe(0);
+    // Capped, the push's ~8 MiB would take ~128 s: more bytes than the cap allows in the time taken
+    // (a lower bound on the time, so a slow machine cannot fake it) means the cap was lifted.
+    const pushedBytes = (done.normalPages - done.postcopyRequests) * 4096;
+    expect(pushedBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + 1024 * 1024);
+    const finished = await destination.waitFor('finished');
+    const straight = await reference([...WRITTEN_8M_GUEST, '--instructions', n]);
+    expect(finished.stateHash).toBe(straight.stateHash);
   });
 });

@@ -6,7 +6,7 @@
 // for a break between the guest's state and the go (postcopy-run): the source
 // no longer runs the guest, so the destination must wait for it too.
 import { createServer, connect, type Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { encodeControl } from '../../src/protocol/codec.ts';
@@ -99,17 +99,17 @@ interface Relayed {
 async function migrateThroughRelay(cutBefore: Cut | undefined, check: (r: Relayed) => Promise<void>): Promise<void> {
   const group = childGroup();
   let link: Relayed['link'] | undefined;
-  try {
-    const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = group.spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    link = await relay(Number(new URL((await destination.waitFor('listening')).url as string).port), cutBefore);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, group.token);
-    await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
-    await check({ group, destination, source, link, control });
-  } finally {
+  // Also after a timeout, which a finally block would not see: no process outlives its test.
+  onTestFinished(() => {
     link?.close();
     group.killAll();
-  }
+  });
+  const destination = group.spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+  const source = group.spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+  link = await relay(Number(new URL((await destination.waitFor('listening')).url as string).port), cutBefore);
+  const control = new ControlClient((await source.waitFor('listening')).control as string, group.token);
+  await control.migrate({ to: `ws://127.0.0.1:${link.port}`, mode: 'postcopy', afterInstructions: 2_000_000 });
+  await check({ group, destination, source, link, control });
 }
 
 /** The guest finished on the destination exactly where a run that never migrated does. */

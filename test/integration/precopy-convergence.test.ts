@@ -8,7 +8,7 @@
 // guest here has ~10x the precopy's own time still to run (400M instructions
 // at ~90 MIPS against three rounds of ~0.5 s), and 4096 pages to dirty a round,
 // so no stall of its vCPU shorter than a whole round lets it look idle.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { childGroup, expectMigratesIntact } from './processes.ts';
 
@@ -19,54 +19,48 @@ describe('precopy that cannot converge', () => {
   it('reports non-convergence, leaves the guest running on the source, and loses nothing', async () => {
     const group = childGroup();
     const { token, spawn, killAll } = group;
-    try {
-      const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    onTestFinished(killAll);
+    const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
 
-      await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 3, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
-      const precopy = await control.migrationEnd();
-      expect(precopy.status).toBe('cancelled');
-      expect(precopy.precopyRounds).toBe(3);
-      expect(precopy.error).toMatch(/did not converge after 3 rounds/);
-      expect(precopy.error).toMatch(/--mode hybrid or postcopy/);
-      // What the last round measured, as QEMU's expected-downtime: over the limit, or it would have switched over.
-      expect(precopy.expectedDowntimeMs).toBeGreaterThan(1);
-      expect(await first.exit()).not.toBe(0);
-      // The destination heard the reason, not just its page channels closing.
-      expect((await first.waitFor('failed')).message).toMatch(/the source cancelled the migration: precopy did not converge/);
-      const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { runningHere: boolean } };
-      expect(info.guest.runningHere).toBe(true);
+    await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 3, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+    const precopy = await control.migrationEnd();
+    expect(precopy.status).toBe('cancelled');
+    expect(precopy.precopyRounds).toBe(3);
+    expect(precopy.error).toMatch(/did not converge after 3 rounds/);
+    expect(precopy.error).toMatch(/--mode hybrid or postcopy/);
+    // What the last round measured, as QEMU's expected-downtime: over the limit, or it would have switched over.
+    expect(precopy.expectedDowntimeMs).toBeGreaterThan(1);
+    expect(await first.exit()).not.toBe(0);
+    // The destination heard the reason, not just its page channels closing.
+    expect((await first.waitFor('failed')).message).toMatch(/the source cancelled the migration: precopy did not converge/);
+    const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { runningHere: boolean } };
+    expect(info.guest.runningHere).toBe(true);
 
-      await expectMigratesIntact(group, source, control, GUEST, N);
-    } finally {
-      killAll();
-    }
+    await expectMigratesIntact(group, source, control, GUEST, N);
   });
 
   it('is cancelled at once while its destination has stopped reading, and loses nothing', async () => {
     const group = childGroup();
     const { token, spawn, killAll } = group;
-    try {
-      const stopped = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-      const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-      const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-      await control.migrate({ to: (await stopped.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
-      for (let i = 0; (await control.infoMigrate())?.precopyRounds === 0; i++) {
-        if (i > 600) throw new Error('no precopy round ended');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      // Frozen, it reads nothing: the source's send window fills, or a precopy-sync goes unanswered.
-      stopped.process.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 300));
-      await control.cancel();
-      const ended = await control.migrationEnd();
-      stopped.process.kill('SIGKILL');
-      expect(ended.status).toBe('cancelled');
-      expect(ended.error).toMatch(/migration cancelled: cancelled by the user; the guest keeps running here/);
-      await expectMigratesIntact(group, source, control, GUEST, N);
-    } finally {
-      killAll();
+    onTestFinished(killAll);
+    const stopped = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
+    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
+    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    await control.migrate({ to: (await stopped.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+    for (let i = 0; (await control.infoMigrate())?.precopyRounds === 0; i++) {
+      if (i > 600) throw new Error('no precopy round ended');
+      await new Promise((r) => setTimeout(r, 50));
     }
+    // Frozen, it reads nothing: the source's send window fills, or a precopy-sync goes unanswered.
+    stopped.process.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 300));
+    await control.cancel();
+    const ended = await control.migrationEnd();
+    stopped.process.kill('SIGKILL');
+    expect(ended.status).toBe('cancelled');
+    expect(ended.error).toMatch(/migration cancelled: cancelled by the user; the guest keeps running here/);
+    await expectMigratesIntact(group, source, control, GUEST, N);
   });
 });

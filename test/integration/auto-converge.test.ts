@@ -4,7 +4,7 @@
 // gives up first leaves the guest here running at full speed again.
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import { childGroup, expectMigratesIntact, reference } from './processes.ts';
+import { childGroup, expectArrivedIntact, expectMigratesIntact } from './processes.ts';
 
 // As in precopy-convergence.test.ts: 4096 pages dirtied a round, which never fit 1 ms unslowed.
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
@@ -23,10 +23,7 @@ describe('precopy with auto-converge', () => {
     // 20% after the first round, then 10% more a round: at least one step was taken.
     expect(done.precopyRounds).toBeGreaterThan(1);
     expect(done.postcopyRequests).toBe(0);
-    const finished = await destination.waitFor('finished');
-    const straight = await reference([...GUEST, '--instructions', N]);
-    expect(finished.stateHash).toBe(straight.stateHash);
-    expect(source.consoleText + destination.consoleText).toBe(straight.console);
+    await expectArrivedIntact(source, destination, GUEST, N);
   });
 
   it('gives the guest its full speed back when precopy gives up, and loses nothing', async () => {

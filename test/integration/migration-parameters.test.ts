@@ -6,7 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { PostcopyError } from '../../src/errors.ts';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
-import { childGroup, reference, WRITTEN_8M_GUEST } from './processes.ts';
+import { childGroup, expectArrivedIntact, WRITTEN_8M_GUEST } from './processes.ts';
 
 // As in precopy-convergence.test.ts: 4096 pages dirtied a round, and ~10x the precopy's time still to run.
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
@@ -54,10 +54,7 @@ describe('migrate_set_parameter', () => {
     expect(done.downtimeLimitMs).toBe(3_600_000);
     // It switched over as precopy: nothing was left for the destination to fetch.
     expect(done.postcopyRequests).toBe(0);
-    const finished = await destination.waitFor('finished');
-    const straight = await reference([...GUEST, '--instructions', N]);
-    expect(finished.stateHash).toBe(straight.stateHash);
-    expect(source.consoleText + destination.consoleText).toBe(straight.console);
+    await expectArrivedIntact(source, destination, GUEST, N);
   });
 
   it('precopy rounds keep under max-bandwidth while the guest runs, and finish once it is lifted', async () => {
@@ -85,9 +82,7 @@ describe('migrate_set_parameter', () => {
     expect(done.postcopyRequests).toBe(0);
     // Capped all along, the 16 MiB round would still be going.
     expect(done.transferredBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + slack);
-    const finished = await destination.waitFor('finished');
-    const straight = await reference([...GUEST, '--instructions', N]);
-    expect(finished.stateHash).toBe(straight.stateHash);
+    await expectArrivedIntact(source, destination, GUEST, N);
   });
 
   it('a push capped at 64 KiB/s is freed while it runs, and moves far more than the cap would have allowed', async () => {
@@ -111,8 +106,6 @@ describe('migrate_set_parameter', () => {
     // (a lower bound on the time, so a slow machine cannot fake it) means the cap was lifted.
     const pushedBytes = (done.normalPages - done.postcopyRequests) * 4096;
     expect(pushedBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + 1024 * 1024);
-    const finished = await destination.waitFor('finished');
-    const straight = await reference([...WRITTEN_8M_GUEST, '--instructions', n]);
-    expect(finished.stateHash).toBe(straight.stateHash);
+    await expectArrivedIntact(source, destination, WRITTEN_8M_GUEST, n);
   });
 });

@@ -3,8 +3,7 @@
 // a round leaves little enough to send, and arrives intact; a precopy that
 // gives up first leaves the guest here running at full speed again.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ControlClient } from '../../src/cli/control-client.ts';
-import { childGroup, expectArrivedIntact, expectMigratesIntact } from './processes.ts';
+import { childGroup, expectArrivedIntact, expectMigratesIntact, sourceAndDestination } from './processes.ts';
 
 // As in precopy-convergence.test.ts: 4096 pages dirtied a round, which never fit 1 ms unslowed.
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
@@ -12,12 +11,10 @@ const N = '400000000';
 
 describe('precopy with auto-converge', () => {
   it('slows the vCPUs until a round fits the downtime limit; the guest arrives intact', async () => {
-    const { token, spawn, killAll } = childGroup();
-    onTestFinished(killAll);
-    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 30, autoConverge: true, afterInstructions: 1_000_000 });
+    const group = childGroup();
+    onTestFinished(group.killAll);
+    const { destination, source, control, to } = await sourceAndDestination(group, GUEST, N);
+    await control.migrate({ to, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 30, autoConverge: true, afterInstructions: 1_000_000 });
     const done = await control.migrationEnd();
     expect(done.status).toBe('completed');
     // 20% after the first round, then 10% more a round: at least one step was taken.
@@ -28,15 +25,11 @@ describe('precopy with auto-converge', () => {
 
   it('gives the guest its full speed back when precopy gives up, and loses nothing', async () => {
     const group = childGroup();
-    const { token, spawn, killAll } = group;
-    onTestFinished(killAll);
-    const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    const controlUrl = (await source.waitFor('listening')).control as string;
-    const control = new ControlClient(controlUrl, token);
+    onTestFinished(group.killAll);
+    const { source, control, controlUrl, to } = await sourceAndDestination(group, GUEST, N);
     const guestInfo = async (): Promise<{ cpuThrottlePercentage: number; runningHere: boolean }> =>
-      ((await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { cpuThrottlePercentage: number; runningHere: boolean } }).guest;
-    await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 3, autoConverge: true, afterInstructions: 1_000_000 });
+      ((await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${group.token}` } })).json()) as { guest: { cpuThrottlePercentage: number; runningHere: boolean } }).guest;
+    await control.migrate({ to, mode: 'precopy', downtimeLimitMs: 1, maxRounds: 3, autoConverge: true, afterInstructions: 1_000_000 });
     const ended = await control.migrationEnd();
     expect(ended.status).toBe('cancelled');
     expect(ended.error).toMatch(/did not converge after 3 rounds/);

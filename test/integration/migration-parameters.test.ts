@@ -3,10 +3,9 @@
 // while it runs, and the guest arrives intact; a capped push is freed while
 // it runs. Bad parameters are refused by name and change nothing.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ControlClient } from '../../src/cli/control-client.ts';
 import { PostcopyError } from '../../src/errors.ts';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
-import { childGroup, expectArrivedIntact, WRITTEN_8M_GUEST } from './processes.ts';
+import { childGroup, expectArrivedIntact, sourceAndDestination, WRITTEN_8M_GUEST } from './processes.ts';
 
 // As in precopy-convergence.test.ts: 4096 pages dirtied a round, and ~10x the precopy's time still to run.
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
@@ -28,11 +27,9 @@ async function refusal(call: Promise<unknown>): Promise<PostcopyError> {
 
 describe('migrate_set_parameter', () => {
   it('a precopy that cannot converge does once its downtime limit is raised while it runs, and the guest arrives intact', async () => {
-    const { token, spawn, killAll } = childGroup();
-    onTestFinished(killAll);
-    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    const group = childGroup();
+    onTestFinished(group.killAll);
+    const { destination, source, control, to } = await sourceAndDestination(group, GUEST, N);
 
     // Refused before a migration, and nothing changes.
     expect((await refusal(control.setParameters({ downtimeLimitMs: -1 }))).message).toMatch(/downtimeLimitMs must be a positive number \(got -1\)/);
@@ -41,7 +38,7 @@ describe('migrate_set_parameter', () => {
     // Set before `migrate`: what it starts with, as in QEMU.
     expect(await control.setParameters({ downtimeLimitMs: 1 })).toEqual({ downtimeLimitMs: 1, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
 
-    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
     await until('two precopy rounds', async () => ((await control.infoMigrate())?.precopyRounds ?? 0) >= 2);
     const stuck = await control.infoMigrate();
     expect(stuck?.status).toBe('precopy-active');
@@ -58,16 +55,14 @@ describe('migrate_set_parameter', () => {
   });
 
   it('precopy rounds keep under max-bandwidth while the guest runs, and finish once it is lifted', async () => {
-    const { token, spawn, killAll } = childGroup();
+    const group = childGroup();
     const cap = 4 * 1024 * 1024;
     // The bucket starts full (one full frame: 64 pages and a header) and may be overdrawn by one more frame.
     const slack = 2 * (64 * 4096 + PAGE_FRAME_HEADER_BYTES);
-    onTestFinished(killAll);
-    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    onTestFinished(group.killAll);
+    const { destination, source, control, to } = await sourceAndDestination(group, GUEST, N);
     // The first round alone is 16 MiB of data: about 4 s at the cap.
-    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'precopy', maxBandwidth: cap, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxBandwidth: cap, afterInstructions: 1_000_000 });
     await until('a megabyte sent', async () => ((await control.infoMigrate())?.transferredBytes ?? 0) > 1024 * 1024);
     await new Promise((r) => setTimeout(r, 500));
     const capped = await control.infoMigrate();
@@ -86,15 +81,13 @@ describe('migrate_set_parameter', () => {
   });
 
   it('a push capped at 64 KiB/s is freed while it runs, and moves far more than the cap would have allowed', async () => {
-    const { token, spawn, killAll } = childGroup();
+    const group = childGroup();
     // A guest that has written its 8 MiB and barely runs after the switchover: nearly every page is the push's.
     const n = '3100000';
     const cap = 64 * 1024;
-    onTestFinished(killAll);
-    const destination = spawn('destination', ['destination', '--listen', '127.0.0.1:0', '--instructions', n]);
-    const source = spawn('source', ['source', ...WRITTEN_8M_GUEST, '--instructions', n, '--listen', '127.0.0.1:0', '--paused']);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-    await control.migrate({ to: (await destination.waitFor('listening')).url as string, mode: 'postcopy', maxPostcopyBandwidth: cap, afterInstructions: 3_000_000 });
+    onTestFinished(group.killAll);
+    const { destination, source, control, to } = await sourceAndDestination(group, WRITTEN_8M_GUEST, n);
+    await control.migrate({ to, mode: 'postcopy', maxPostcopyBandwidth: cap, afterInstructions: 3_000_000 });
     await until('postcopy running', async () => (await control.infoMigrate())?.status === 'postcopy-active');
     expect((await control.infoMigrate())?.maxPostcopyBandwidth).toBe(cap);
     expect((await refusal(control.setParameters({ maxPostcopyBandwidth: 1.5 }))).message).toMatch(/maxPostcopyBandwidth must be a positive integer/);

@@ -9,8 +9,7 @@
 // at ~90 MIPS against three rounds of ~0.5 s), and 4096 pages to dirty a round,
 // so no stall of its vCPU shorter than a whole round lets it look idle.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ControlClient } from '../../src/cli/control-client.ts';
-import { childGroup, expectMigratesIntact } from './processes.ts';
+import { childGroup, expectMigratesIntact, sourceAndDestination } from './processes.ts';
 
 const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
 const N = '400000000';
@@ -18,13 +17,10 @@ const N = '400000000';
 describe('precopy that cannot converge', () => {
   it('reports non-convergence, leaves the guest running on the source, and loses nothing', async () => {
     const group = childGroup();
-    const { token, spawn, killAll } = group;
-    onTestFinished(killAll);
-    const first = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
+    onTestFinished(group.killAll);
+    const { destination: first, source, control, controlUrl, to } = await sourceAndDestination(group, GUEST, N);
 
-    await control.migrate({ to: (await first.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 3, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxRounds: 3, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
     const precopy = await control.migrationEnd();
     expect(precopy.status).toBe('cancelled');
     expect(precopy.precopyRounds).toBe(3);
@@ -35,7 +31,7 @@ describe('precopy that cannot converge', () => {
     expect(await first.exit()).not.toBe(0);
     // The destination heard the reason, not just its page channels closing.
     expect((await first.waitFor('failed')).message).toMatch(/the source cancelled the migration: precopy did not converge/);
-    const info = (await (await fetch(new URL('/info', (await source.waitFor('listening')).control as string), { headers: { authorization: `Bearer ${token}` } })).json()) as { guest: { runningHere: boolean } };
+    const info = (await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${group.token}` } })).json()) as { guest: { runningHere: boolean } };
     expect(info.guest.runningHere).toBe(true);
 
     await expectMigratesIntact(group, source, control, GUEST, N);
@@ -43,12 +39,9 @@ describe('precopy that cannot converge', () => {
 
   it('is cancelled at once while its destination has stopped reading, and loses nothing', async () => {
     const group = childGroup();
-    const { token, spawn, killAll } = group;
-    onTestFinished(killAll);
-    const stopped = spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', N]);
-    const source = spawn('source', ['source', ...GUEST, '--instructions', N, '--listen', '127.0.0.1:0', '--paused']);
-    const control = new ControlClient((await source.waitFor('listening')).control as string, token);
-    await control.migrate({ to: (await stopped.waitFor('listening')).url as string, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+    onTestFinished(group.killAll);
+    const { destination: stopped, source, control, to } = await sourceAndDestination(group, GUEST, N);
+    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
     for (let i = 0; (await control.infoMigrate())?.precopyRounds === 0; i++) {
       if (i > 600) throw new Error('no precopy round ended');
       await new Promise((r) => setTimeout(r, 50));

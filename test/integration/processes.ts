@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
-import type { ControlClient } from '../../src/cli/control-client.ts';
+import { ControlClient } from '../../src/cli/control-client.ts';
 import type { DemoSummary } from '../../src/cli/demo.ts';
 import { generateToken } from '../../src/protocol/auth.ts';
 
@@ -65,6 +65,25 @@ export function childGroup(): { token: string; spawn(name: string, args: string[
       for (const c of children) c.kill();
     },
   };
+}
+
+export interface SourceAndDestination {
+  readonly destination: ChildPostcopy;
+  readonly source: ChildPostcopy;
+  /** The source's control endpoint, and a client for it. */
+  readonly controlUrl: string;
+  readonly control: ControlClient;
+  /** The destination's ws:// URL, for `migrate`. */
+  readonly to: string;
+}
+
+/** A destination and a paused source of `guest`, both running it to `instructions`, each listening. */
+export async function sourceAndDestination(group: ReturnType<typeof childGroup>, guest: string[], instructions: string): Promise<SourceAndDestination> {
+  const destination = group.spawn('destination 1', ['destination', '--listen', '127.0.0.1:0', '--instructions', instructions]);
+  const source = group.spawn('source', ['source', ...guest, '--instructions', instructions, '--listen', '127.0.0.1:0', '--paused']);
+  const controlUrl = (await source.waitFor('listening')).control as string;
+  const to = (await destination.waitFor('listening')).url as string;
+  return { destination, source, controlUrl, control: new ControlClient(controlUrl, group.token), to };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fillPage, PAGE } from './pattern.ts';
-import { startPair, switchover } from './harness.ts';
+import { startPair, switchover, type Pair } from './harness.ts';
 
 const backends = ['kernel', 'sim'] as const;
 
@@ -13,6 +13,13 @@ function shuffled(n: number, seed: number): number[] {
     [a[i], a[j]] = [a[j], a[i]];
   }
   return a;
+}
+
+/** A first precopy round: every page queued on bulk (not yet known to be placed). */
+async function precopyEveryPage(pair: Pair, pages: number): Promise<void> {
+  pair.sourceState.moveTo('precopy-active');
+  await pair.command({ type: 'precopy-begin' });
+  await pair.server.sendPrecopy(Array.from({ length: pages }, (_, i) => i));
 }
 
 describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
@@ -80,9 +87,7 @@ describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
     const pages = 512;
     const pair = await startPair({ backend, pages });
     try {
-      pair.sourceState.moveTo('precopy-active');
-      await pair.command({ type: 'precopy-begin' });
-      await pair.server.sendPrecopy(Array.from({ length: pages }, (_, i) => i));
+      await precopyEveryPage(pair, pages);
       // A second round re-sends pages the guest wrote since: they land over the first round's.
       const dirty = [7, 8, 100, 511];
       for (const p of dirty) fillPage(pair.ram.subarray(p * PAGE, (p + 1) * PAGE), p, 1);
@@ -106,9 +111,7 @@ describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
     const pages = 512;
     const pair = await startPair({ backend, pages });
     try {
-      pair.sourceState.moveTo('precopy-active');
-      await pair.command({ type: 'precopy-begin' });
-      await pair.server.sendPrecopy(Array.from({ length: pages }, (_, i) => i));
+      await precopyEveryPage(pair, pages);
       await pair.command({ type: 'precopy-sync', pages: pair.server.precopyPagesSent });
       // The guest dirties some pages after they were sent.
       const dirty = [10, 11, 12, 200, 201, 300];

@@ -51,6 +51,11 @@ const CONSOLE_FLUSH_BYTES = 4096;
 // sleep the throttle's percent (QEMU's cpu-throttle sleeps in 10 ms units;
 // shorter here, so a slowed guest still looks alive on its console).
 const THROTTLE_RUN_MS = 2;
+// A slice is timed by the wall clock, and on a loaded host the thread may
+// have waited for a core through most of it; counted in full, that wait made
+// the sleep after it as long again, and a throttled guest sat out whole
+// precopy rounds. A slice counts for at most this much running.
+const THROTTLE_SLICE_MAX_MS = 2;
 
 const port = parentPort!;
 const post = (report: WorkerReport): void => port.postMessage(report);
@@ -196,7 +201,7 @@ function runLoop(d: Omit<VcpuWorkerData, 'start'>, hart: Hart, control: VcpuCont
       const outcome = hart.run(Math.min(d.slice, stopAt - hart.time));
       flushConsole();
       const throttle = control.throttleOf(d.hart);
-      ranMs = throttle > 0 ? ranMs + performance.now() - began : 0;
+      ranMs = throttle > 0 ? ranMs + Math.min(performance.now() - began, THROTTLE_SLICE_MAX_MS) : 0;
       if (ranMs >= THROTTLE_RUN_MS) {
         // A command rings the doorbell and cuts the sleep short.
         control.waitDoorbell(d.hart, bell, (ranMs * throttle) / (100 - throttle));

@@ -5,11 +5,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { PostcopyError } from '../../src/errors.ts';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
-import { childGroup, expectArrivedIntact, sourceAndDestination, WRITTEN_8M_GUEST } from './processes.ts';
-
-// As in precopy-convergence.test.ts: 4096 pages dirtied a round, and ~10x the precopy's time still to run.
-const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
-const N = '400000000';
+import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectArrivedIntact, NEVER_FITS_MS, sourceAndDestination, WRITTEN_8M_GUEST } from './processes.ts';
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -29,29 +25,29 @@ describe('migrate_set_parameter', () => {
   it('a precopy that cannot converge does once its downtime limit is raised while it runs, and the guest arrives intact', async () => {
     const group = childGroup();
     onTestFinished(group.killAll);
-    const { destination, source, control, to } = await sourceAndDestination(group, GUEST, N);
+    const { destination, source, control, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
 
     // Refused before a migration, and nothing changes.
     expect((await refusal(control.setParameters({ downtimeLimitMs: -1 }))).message).toMatch(/downtimeLimitMs must be a positive number \(got -1\)/);
     expect((await refusal(control.setParameters({ downtime: 5 } as never))).message).toMatch(/no parameter "downtime"; migrate_set_parameter needs one or more of downtimeLimitMs, maxBandwidth, maxPostcopyBandwidth/);
     expect((await refusal(control.setParameters({}))).code).toBe('MONITOR_ERR_COMMAND');
     // Set before `migrate`: what it starts with, as in QEMU.
-    expect(await control.setParameters({ downtimeLimitMs: 1 })).toEqual({ downtimeLimitMs: 1, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    expect(await control.setParameters({ downtimeLimitMs: NEVER_FITS_MS })).toEqual({ downtimeLimitMs: NEVER_FITS_MS, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
 
     await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
     await until('two precopy rounds', async () => ((await control.infoMigrate())?.precopyRounds ?? 0) >= 2);
     const stuck = await control.infoMigrate();
     expect(stuck?.status).toBe('precopy-active');
-    expect(stuck?.downtimeLimitMs).toBe(1);
-    expect(stuck?.expectedDowntimeMs).toBeGreaterThan(1);
+    expect(stuck?.downtimeLimitMs).toBe(NEVER_FITS_MS);
+    expect(stuck?.expectedDowntimeMs).toBeGreaterThan(NEVER_FITS_MS);
 
-    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxPostcopyBandwidth: 0 });
     const done = await control.migrationEnd();
     expect(done.status).toBe('completed');
     expect(done.downtimeLimitMs).toBe(3_600_000);
     // It switched over as precopy: nothing was left for the destination to fetch.
     expect(done.postcopyRequests).toBe(0);
-    await expectArrivedIntact(source, destination, GUEST, N);
+    await expectArrivedIntact(source, destination, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
   });
 
   it('precopy rounds keep under max-bandwidth while the guest runs, and finish once it is lifted', async () => {
@@ -60,7 +56,7 @@ describe('migrate_set_parameter', () => {
     // The bucket starts full (one full frame: 64 pages and a header) and may be overdrawn by one more frame.
     const slack = 2 * (64 * 4096 + PAGE_FRAME_HEADER_BYTES);
     onTestFinished(group.killAll);
-    const { destination, source, control, to } = await sourceAndDestination(group, GUEST, N);
+    const { destination, source, control, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
     // The first round alone is 16 MiB of data: about 4 s at the cap.
     await control.migrate({ to, mode: 'precopy', maxBandwidth: cap, afterInstructions: 1_000_000 });
     await until('a megabyte sent', async () => ((await control.infoMigrate())?.transferredBytes ?? 0) > 1024 * 1024);
@@ -77,7 +73,7 @@ describe('migrate_set_parameter', () => {
     expect(done.postcopyRequests).toBe(0);
     // Capped all along, the 16 MiB round would still be going.
     expect(done.transferredBytes).toBeGreaterThan((cap * done.totalMs) / 1000 + slack);
-    await expectArrivedIntact(source, destination, GUEST, N);
+    await expectArrivedIntact(source, destination, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
   });
 
   it('a push capped at 64 KiB/s is freed while it runs, and moves far more than the cap would have allowed', async () => {

@@ -2,46 +2,38 @@
 // never converges: the source must say so, keep the guest running, and lose
 // nothing — proven by migrating the same guest again afterwards, with
 // postcopy, and matching a run that never migrated.
-//
-// A guest that reaches its last instruction stops dirtying, and precopy then
-// rightly converges: CI once saw that with 60M instructions under load. The
-// guest here has ~10x the precopy's own time still to run (400M instructions
-// at ~90 MIPS against three rounds of ~0.5 s), and 4096 pages to dirty a round,
-// so no stall of its vCPU shorter than a whole round lets it look idle.
+// The guest and the limit: DIRTYING_GUEST and NEVER_FITS_MS in processes.ts.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { childGroup, expectMigratesIntact, sourceAndDestination } from './processes.ts';
-
-const GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
-const N = '400000000';
+import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectMigratesIntact, NEVER_FITS_MS, sourceAndDestination } from './processes.ts';
 
 describe('precopy that cannot converge', () => {
   it('reports non-convergence, leaves the guest running on the source, and loses nothing', async () => {
     const group = childGroup();
     onTestFinished(group.killAll);
-    const { destination: first, source, control, controlUrl, to } = await sourceAndDestination(group, GUEST, N);
+    const { destination: first, source, control, controlUrl, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
 
-    await control.migrate({ to, mode: 'precopy', maxRounds: 3, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxRounds: 3, downtimeLimitMs: NEVER_FITS_MS, afterInstructions: 1_000_000 });
     const precopy = await control.migrationEnd();
     expect(precopy.status).toBe('cancelled');
     expect(precopy.precopyRounds).toBe(3);
     expect(precopy.error).toMatch(/did not converge after 3 rounds/);
     expect(precopy.error).toMatch(/--mode hybrid or postcopy/);
     // What the last round measured, as QEMU's expected-downtime: over the limit, or it would have switched over.
-    expect(precopy.expectedDowntimeMs).toBeGreaterThan(1);
+    expect(precopy.expectedDowntimeMs).toBeGreaterThan(NEVER_FITS_MS);
     expect(await first.exit()).not.toBe(0);
     // The destination heard the reason, not just its page channels closing.
     expect((await first.waitFor('failed')).message).toMatch(/the source cancelled the migration: precopy did not converge/);
     const info = (await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${group.token}` } })).json()) as { guest: { runningHere: boolean } };
     expect(info.guest.runningHere).toBe(true);
 
-    await expectMigratesIntact(group, source, control, GUEST, N);
+    await expectMigratesIntact(group, source, control, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
   });
 
   it('is cancelled at once while its destination has stopped reading, and loses nothing', async () => {
     const group = childGroup();
     onTestFinished(group.killAll);
-    const { destination: stopped, source, control, to } = await sourceAndDestination(group, GUEST, N);
-    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: 1, afterInstructions: 1_000_000 });
+    const { destination: stopped, source, control, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
+    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: NEVER_FITS_MS, afterInstructions: 1_000_000 });
     for (let i = 0; (await control.infoMigrate())?.precopyRounds === 0; i++) {
       if (i > 600) throw new Error('no precopy round ended');
       await new Promise((r) => setTimeout(r, 50));
@@ -54,6 +46,6 @@ describe('precopy that cannot converge', () => {
     stopped.process.kill('SIGKILL');
     expect(ended.status).toBe('cancelled');
     expect(ended.error).toMatch(/migration cancelled: cancelled by the user; the guest keeps running here/);
-    await expectMigratesIntact(group, source, control, GUEST, N);
+    await expectMigratesIntact(group, source, control, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
   });
 });

@@ -19,6 +19,19 @@ const run = promisify(execFile);
  */
 export const WRITTEN_8M_GUEST = ['--guest', 'memwork', '--guest-args', 'wss=8M pattern=sequential write=50 passes=0 beat=1', '--ram', '32M'];
 
+/**
+ * A guest precopy cannot keep up with, run to DIRTYING_INSTRUCTIONS: 4096
+ * pages dirtied a round, and ~10x the precopy's own time still to run (400M
+ * instructions at ~90 MIPS against rounds of ~0.5 s at most). A guest that
+ * reaches its last instruction stops dirtying, and precopy then rightly
+ * converges: CI once saw that with 60M instructions under load.
+ */
+export const DIRTYING_GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pattern=random write=100 passes=0 beat=1000000', '--ram', '64M'];
+export const DIRTYING_INSTRUCTIONS = '400000000';
+/** A downtime limit only a round in which the guest wrote nothing fits (1 ms takes ~300 pages here). */
+export const NEVER_FITS_MS = 0.001;
+
+
 export interface CommandResult {
   stdout: string;
   stderr: string;

@@ -41,7 +41,7 @@ describe('migrate_set_parameter', () => {
     expect(stuck?.downtimeLimitMs).toBe(NEVER_FITS_MS);
     expect(stuck?.expectedDowntimeMs).toBeGreaterThan(NEVER_FITS_MS);
 
-    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxPostcopyBandwidth: 0 });
+    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
     const done = await control.migrationEnd();
     expect(done.status).toBe('completed');
     expect(done.downtimeLimitMs).toBe(3_600_000);

@@ -350,6 +350,18 @@ export class IncomingGuest extends EventEmitter<Events> {
           return;
         }
         this.state.moveTo('device');
+        if (this.stateless) {
+          // Read after a page channel's reconnecting close was taken for a
+          // break before the state (seen once in CI): the state did arrive,
+          // so this is a break between the state and postcopy-run, and the
+          // source, reconnecting, resumes the guest here. Left waiting as
+          // stateless in 'device', this side refused its hello for good.
+          clearTimeout(this.stateless);
+          this.stateless = undefined;
+          this.state.moveTo('postcopy-paused');
+          this.log.warn("the guest's state was read after the connection broke; waiting for the source to resume it here");
+          break;
+        }
         control.send({ type: 'ack', of: 'machine-state' });
         break;
       case 'postcopy-run':

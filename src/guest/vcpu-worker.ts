@@ -197,10 +197,11 @@ function runLoop(d: Omit<VcpuWorkerData, 'start'>, hart: Hart, control: VcpuCont
     else if (finisherRegs.save().status !== 'running') idle = 'finished';
     else if (hart.time >= stopAt) idle = 'stop-at';
     else {
-      const began = performance.now();
+      // Only a throttled vCPU times its slices: the rest never read the clock.
+      const throttle = control.throttleOf(d.hart);
+      const began = throttle > 0 ? performance.now() : 0;
       const outcome = hart.run(Math.min(d.slice, stopAt - hart.time));
       flushConsole();
-      const throttle = control.throttleOf(d.hart);
       ranMs = throttle > 0 ? ranMs + Math.min(performance.now() - began, THROTTLE_SLICE_MAX_MS) : 0;
       if (ranMs >= THROTTLE_RUN_MS) {
         // A command rings the doorbell and cuts the sleep short.

@@ -41,8 +41,10 @@ describe('migrate_set_parameter', () => {
     expect(stuck?.downtimeLimitMs).toBe(NEVER_FITS_MS);
     expect(stuck?.expectedDowntimeMs).toBeGreaterThan(NEVER_FITS_MS);
 
+    // Asked before the change that lets it end: a source that migrated exits, and a later ask finds nobody.
+    const ended = control.migrationEnd();
     expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
-    const done = await control.migrationEnd();
+    const done = await ended;
     expect(done.status).toBe('completed');
     expect(done.downtimeLimitMs).toBe(3_600_000);
     // It switched over as precopy: nothing was left for the destination to fetch.
@@ -67,8 +69,9 @@ describe('migrate_set_parameter', () => {
     // An upper bound on the rate, so a slow machine cannot fake it.
     expect(capped!.transferredBytes).toBeLessThanOrEqual((cap * capped!.totalMs) / 1000 + slack);
 
+    const ended = control.migrationEnd();
     expect(await control.setParameters({ maxBandwidth: 0, downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
-    const done = await control.migrationEnd();
+    const done = await ended;
     expect(done.status).toBe('completed');
     expect(done.postcopyRequests).toBe(0);
     // Capped all along, the 16 MiB round would still be going.
@@ -87,8 +90,9 @@ describe('migrate_set_parameter', () => {
     await until('postcopy running', async () => (await control.infoMigrate())?.status === 'postcopy-active');
     expect((await control.infoMigrate())?.maxPostcopyBandwidth).toBe(cap);
     expect((await refusal(control.setParameters({ maxPostcopyBandwidth: 1.5 }))).message).toMatch(/maxPostcopyBandwidth must be a positive integer/);
+    const ended = control.migrationEnd();
     expect(await control.setParameters({ maxPostcopyBandwidth: 0 })).toEqual({ downtimeLimitMs: 300, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
-    const done = await control.migrationEnd();
+    const done = await ended;
     expect(done.status).toBe('completed');
     expect(done.maxPostcopyBandwidth).toBe(0);
     // Capped, the push's ~8 MiB would take ~128 s: more bytes than the cap allows in the time taken

@@ -3,7 +3,7 @@
 // a round leaves little enough to send, and arrives intact; a precopy that
 // gives up first leaves the guest here running at full speed again.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectArrivedIntact, expectMigratesIntact, NEVER_FITS_MS, sourceAndDestination } from './processes.ts';
+import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectArrivedIntact, expectMigratesIntact, NEVER_FITS_MS, PACED_ROUNDS, sourceAndDestination } from './processes.ts';
 
 describe('precopy with auto-converge', () => {
   it('slows the vCPUs until a round fits the downtime limit; the guest arrives intact', async () => {
@@ -25,7 +25,7 @@ describe('precopy with auto-converge', () => {
     const { source, control, controlUrl, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
     const guestInfo = async (): Promise<{ cpuThrottlePercentage: number; runningHere: boolean }> =>
       ((await (await fetch(new URL('/info', controlUrl), { headers: { authorization: `Bearer ${group.token}` } })).json()) as { guest: { cpuThrottlePercentage: number; runningHere: boolean } }).guest;
-    await control.migrate({ to, mode: 'precopy', downtimeLimitMs: NEVER_FITS_MS, maxRounds: 3, autoConverge: true, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', downtimeLimitMs: NEVER_FITS_MS, maxRounds: 3, autoConverge: true, ...PACED_ROUNDS, afterInstructions: 1_000_000 });
     const ended = await control.migrationEnd();
     expect(ended.status).toBe('cancelled');
     expect(ended.error).toMatch(/did not converge after 3 rounds/);

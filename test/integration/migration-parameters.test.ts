@@ -5,7 +5,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { PostcopyError } from '../../src/errors.ts';
 import { PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
-import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectArrivedIntact, NEVER_FITS_MS, sourceAndDestination, WRITTEN_8M_GUEST } from './processes.ts';
+import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectArrivedIntact, NEVER_FITS_MS, PACED_ROUNDS, sourceAndDestination, WRITTEN_8M_GUEST } from './processes.ts';
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 600; i++) {
@@ -34,7 +34,7 @@ describe('migrate_set_parameter', () => {
     // Set before `migrate`: what it starts with, as in QEMU.
     expect(await control.setParameters({ downtimeLimitMs: NEVER_FITS_MS })).toEqual({ downtimeLimitMs: NEVER_FITS_MS, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
 
-    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, ...PACED_ROUNDS, afterInstructions: 1_000_000 });
     await until('two precopy rounds', async () => ((await control.infoMigrate())?.precopyRounds ?? 0) >= 2);
     const stuck = await control.infoMigrate();
     expect(stuck?.status).toBe('precopy-active');
@@ -43,7 +43,7 @@ describe('migrate_set_parameter', () => {
 
     // Asked before the change that lets it end: a source that migrated exits, and a later ask finds nobody.
     const ended = control.migrationEnd();
-    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, maxBandwidth: 0, maxPostcopyBandwidth: 0 });
+    expect(await control.setParameters({ downtimeLimitMs: 3_600_000 })).toEqual({ downtimeLimitMs: 3_600_000, ...PACED_ROUNDS, maxPostcopyBandwidth: 0 });
     const done = await ended;
     expect(done.status).toBe('completed');
     expect(done.downtimeLimitMs).toBe(3_600_000);

@@ -4,7 +4,7 @@
 // postcopy, and matching a run that never migrated.
 // The guest and the limit: DIRTYING_GUEST and NEVER_FITS_MS in processes.ts.
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectMigratesIntact, NEVER_FITS_MS, sourceAndDestination } from './processes.ts';
+import { childGroup, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS, expectMigratesIntact, NEVER_FITS_MS, PACED_ROUNDS, sourceAndDestination } from './processes.ts';
 
 describe('precopy that cannot converge', () => {
   it('reports non-convergence, leaves the guest running on the source, and loses nothing', async () => {
@@ -12,7 +12,7 @@ describe('precopy that cannot converge', () => {
     onTestFinished(group.killAll);
     const { destination: first, source, control, controlUrl, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
 
-    await control.migrate({ to, mode: 'precopy', maxRounds: 3, downtimeLimitMs: NEVER_FITS_MS, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxRounds: 3, downtimeLimitMs: NEVER_FITS_MS, ...PACED_ROUNDS, afterInstructions: 1_000_000 });
     const precopy = await control.migrationEnd();
     expect(precopy.status).toBe('cancelled');
     expect(precopy.precopyRounds).toBe(3);
@@ -33,7 +33,7 @@ describe('precopy that cannot converge', () => {
     const group = childGroup();
     onTestFinished(group.killAll);
     const { destination: stopped, source, control, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
-    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: NEVER_FITS_MS, afterInstructions: 1_000_000 });
+    await control.migrate({ to, mode: 'precopy', maxRounds: 100_000, downtimeLimitMs: NEVER_FITS_MS, ...PACED_ROUNDS, afterInstructions: 1_000_000 });
     for (let i = 0; (await control.infoMigrate())?.precopyRounds === 0; i++) {
       if (i > 600) throw new Error('no precopy round ended');
       await new Promise((r) => setTimeout(r, 50));

@@ -30,6 +30,13 @@ export const DIRTYING_GUEST = ['--guest', 'memwork', '--guest-args', 'wss=16M pa
 export const DIRTYING_INSTRUCTIONS = '400000000';
 /** A downtime limit only a round in which the guest wrote nothing fits (1 ms takes ~300 pages here). */
 export const NEVER_FITS_MS = 0.001;
+/**
+ * Paces DIRTYING_GUEST's precopy rounds to ~125 ms (16 MiB at 128 MiB/s): a
+ * round it leaves clean then needs its vCPU starved that long. Unpaced
+ * rounds take ~5-10 ms, and in CI one came out clean even under
+ * NEVER_FITS_MS. Slower pacing lets the guest reach its last instruction.
+ */
+export const PACED_ROUNDS = { maxBandwidth: 128 * 1024 * 1024 } as const;
 
 
 export interface CommandResult {

@@ -73,6 +73,19 @@ static napi_value view(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+/* V8 counts a view's length as external memory until the view is collected,
+ * and a collection is what that count triggers: detached, the view counts
+ * for nothing, and it can no longer reach memory that is about to be unmapped. */
+static napi_value detach_view(napi_env env, napi_callback_info info) {
+  args_t a;
+  void *data;
+  size_t length;
+  CHECK(args_get(env, info, "detachView(view: ArrayBuffer)", 1, &a));
+  CHECK(arg_arraybuffer(&a, 0, &data, &length));
+  NAPI_OK(env, napi_detach_arraybuffer(env, a.argv[0]));
+  return NULL;
+}
+
 napi_status register_memory(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"pageSize", NULL, page_size, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -81,6 +94,7 @@ napi_status register_memory(napi_env env, napi_value exports) {
       {"madviseDontneed", NULL, madvise_dontneed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mincore", NULL, do_mincore, NULL, NULL, NULL, napi_enumerable, NULL},
       {"view", NULL, view, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"detachView", NULL, detach_view, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

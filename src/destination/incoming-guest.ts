@@ -25,6 +25,7 @@ import { SharedMigrationState } from '../protocol/shared-state.ts';
 import { rehearseHandshake } from '../protocol/handshake-rehearsal.ts';
 import { FaultThread } from './fault-thread.ts';
 import { IncomingPages } from './incoming-pages.ts';
+import { placementRegion } from './uffd-port.ts';
 
 export interface IncomingGuestOptions {
   readonly host: string;
@@ -225,7 +226,7 @@ export class IncomingGuest extends EventEmitter<Events> {
       }
       const pages = new IncomingPages({
         uffd,
-        region,
+        region: placementRegion(region),
         pageSize: PAGE_SIZE,
         state: this.state,
         log: this.log,

@@ -141,14 +141,13 @@ export class PagePlacer {
   // The only direct access to guest RAM on this thread: pages the bitmap says
   // are present (placed earlier by this thread, not discarded since) cannot fault.
   private overwritePresent(frame: PageFrame, start: number, count: number): void {
-    const ram = this.region.bytes();
     const at = start * this.pageSize;
     const length = count * this.pageSize;
     if (frame.type === 'zero-run') {
-      ram.fill(0, at, at + length);
+      this.region.zero(at, length);
     } else {
       const from = (start - frame.start) * this.pageSize;
-      ram.set(frame.payload.subarray(from, from + length), at);
+      this.region.write(at, frame.payload.subarray(from, from + length));
     }
     this.figures.overwrittenPages += count;
   }

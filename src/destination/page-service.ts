@@ -46,17 +46,31 @@ export interface PageServiceOptions {
 
 /**
  * Guest RAM as a page thread sees it. Missing pages are placed only through
- * the userfaultfd; bytes() is for the one direct write PagePlacer makes, a
- * precopy page overwriting one the bulk thread placed in an earlier round.
- * One literal for the migration and the rehearsal alike, so both place
- * through objects of one shape.
+ * the userfaultfd; write() and zero() are for the one direct write PagePlacer
+ * makes, a precopy page overwriting one the bulk thread placed in an earlier
+ * round. Each goes through a view of just its pages, detached at once: V8
+ * counts a view's length toward its next full collection, and a view of all
+ * of RAM, made at the first overwrite (in the last round, with the guest
+ * stopped), set one off in the middle of the switchover. One literal for the
+ * migration and the rehearsal alike, so both place through objects of one
+ * shape.
  */
 export function pageThreadRegion(address: number, length: number): PlacementRegion {
-  let view: Uint8Array | undefined;
+  const native = loadNative();
+  const viewOf = (offset: number, bytes: number): Uint8Array => new Uint8Array(native.view(address + offset, bytes));
   return {
     address,
     length,
-    bytes: () => (view ??= new Uint8Array(loadNative().view(address, length))),
+    write: (offset, src) => {
+      const view = viewOf(offset, src.length);
+      view.set(src);
+      native.detachView(view.buffer as ArrayBuffer);
+    },
+    zero: (offset, bytes) => {
+      const view = viewOf(offset, bytes);
+      view.fill(0);
+      native.detachView(view.buffer as ArrayBuffer);
+    },
     discard: () => {
       throw new Error('discards are applied by the main thread');
     },

@@ -4,6 +4,7 @@
 import type { Worker } from 'node:worker_threads';
 import type WebSocket from 'ws';
 import { IncomingPages } from '../../src/destination/incoming-pages.ts';
+import { placementRegion } from '../../src/destination/uffd-port.ts';
 import { generateSessionId, generateToken } from '../../src/protocol/auth.ts';
 import { connectMigration } from '../../src/protocol/connect.ts';
 import { MigrationListener, type ChannelSet } from '../../src/protocol/listener.ts';
@@ -55,7 +56,7 @@ export async function startPair(options: PairOptions): Promise<Pair> {
   const uffd = await openUserfaultfd({ path: options.backend === 'kernel' ? 'dev' : 'sim', logger: log });
   uffd.register(region.address, region.length);
   const destState = new MigrationStateMachine();
-  const incoming = new IncomingPages({ uffd, region, pageSize: PAGE, state: destState, log, bulkQueueFrames: options.bulkQueueFrames });
+  const incoming = new IncomingPages({ uffd, region: placementRegion(region), pageSize: PAGE, state: destState, log, bulkQueueFrames: options.bulkQueueFrames });
   incoming.watch(uffd);
   const listener = await MigrationListener.listen({ token, pageSize: PAGE, state: destState, log });
   let destChannels: ChannelSet | undefined;

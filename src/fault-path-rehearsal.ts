@@ -392,9 +392,6 @@ async function rehearse(
     service.closeChannel(1000, 'rehearsal over');
     await Promise.all(closings);
     events.close();
-    // The source's view spans up to half a GiB: left to V8, it would count toward a full collection that lands in the migration.
-    native.detachView(ram.buffer as ArrayBuffer);
-    native.detachView(scratch.buffer as ArrayBuffer);
   }
 }
 

@@ -48,29 +48,21 @@ export interface PageServiceOptions {
  * Guest RAM as a page thread sees it. Missing pages are placed only through
  * the userfaultfd; write() and zero() are for the one direct write PagePlacer
  * makes, a precopy page overwriting one the bulk thread placed in an earlier
- * round. Each goes through a view of just its pages, detached at once: V8
- * counts a view's length toward its next full collection, and a view of all
- * of RAM, made at the first overwrite (in the last round, with the guest
- * stopped), set one off in the middle of the switchover. One literal for the
- * migration and the rehearsal alike, so both place through objects of one
- * shape.
+ * round, and go through the addon rather than a view (see writeMemory in
+ * memory.c). One literal for the migration and the rehearsal alike, so both
+ * place through objects of one shape.
  */
 export function pageThreadRegion(address: number, length: number): PlacementRegion {
   const native = loadNative();
-  const viewOf = (offset: number, bytes: number): Uint8Array => new Uint8Array(native.view(address + offset, bytes));
+  const at = (offset: number, bytes: number): number => {
+    if (offset < 0 || offset + bytes > length) throw new RangeError(`[${offset}, ${offset + bytes}) is outside guest RAM (${length} bytes)`);
+    return address + offset;
+  };
   return {
     address,
     length,
-    write: (offset, src) => {
-      const view = viewOf(offset, src.length);
-      view.set(src);
-      native.detachView(view.buffer as ArrayBuffer);
-    },
-    zero: (offset, bytes) => {
-      const view = viewOf(offset, bytes);
-      view.fill(0);
-      native.detachView(view.buffer as ArrayBuffer);
-    },
+    write: (offset, src) => native.writeMemory(at(offset, src.length), src),
+    zero: (offset, bytes) => native.zeroMemory(at(offset, bytes), bytes),
     discard: () => {
       throw new Error('discards are applied by the main thread');
     },

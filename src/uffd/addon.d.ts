@@ -65,8 +65,10 @@ export interface NativeAddon {
   mincore(address: number, length: number): Uint8Array;
   /** An external ArrayBuffer over [address, address+length) that never frees it. */
   view(address: number, length: number): ArrayBuffer;
-  /** Detaches a view: it then has length 0 and no longer counts as V8 external memory. */
-  detachView(view: ArrayBuffer): void;
+  /** memcpy of src to [address, address+src.length). */
+  writeMemory(address: number, src: Uint8Array): void;
+  /** memset 0 over [address, address+length). */
+  zeroMemory(address: number, length: number): void;
   /** open(path) + ioctl(USERFAULTFD_IOC_NEW, flags): the new userfaultfd. */
   openDevice(path: string, flags: number): number;
   /** userfaultfd(2) with flags (O_CLOEXEC|O_NONBLOCK, optionally UFFD_USER_MODE_ONLY). */

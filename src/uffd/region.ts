@@ -101,8 +101,6 @@ class MmapRegion implements GuestRegion {
   release(): void {
     if (this.released) return;
     this.released = true;
-    // Before the unmap: a view kept by anyone now reads as empty instead of faulting.
-    if (this.view) loadNative().detachView(this.view.buffer as ArrayBuffer);
     this.view = undefined;
     live.delete(this);
     loadNative().munmap(this.address, this.length);

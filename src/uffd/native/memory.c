@@ -4,6 +4,7 @@
 #include "addon.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -73,16 +74,32 @@ static napi_value view(napi_env env, napi_callback_info info) {
   return ab;
 }
 
-/* V8 counts a view's length as external memory until the view is collected,
- * and a collection is what that count triggers: detached, the view counts
- * for nothing, and it can no longer reach memory that is about to be unmapped. */
-static napi_value detach_view(napi_env env, napi_callback_info info) {
+/* The page threads' one direct write to guest RAM: a later precopy round's
+ * copy of a page already placed, which UFFDIO_COPY refuses. Not through a
+ * view: V8 counts a view's length toward its next full collection (a view of
+ * all of RAM, made in the last round, set one off mid-switchover), and
+ * detaching a view instead deoptimizes every function that reads a typed array. */
+static napi_value write_memory(napi_env env, napi_callback_info info) {
   args_t a;
-  void *data;
+  uint64_t address;
+  void *src;
   size_t length;
-  CHECK(args_get(env, info, "detachView(view: ArrayBuffer)", 1, &a));
-  CHECK(arg_arraybuffer(&a, 0, &data, &length));
-  NAPI_OK(env, napi_detach_arraybuffer(env, a.argv[0]));
+  CHECK(args_get(env, info, "writeMemory(address: number, src: Uint8Array)", 2, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_bytes(&a, 1, &src, &length));
+  if (address == 0) return throw_errno(env, EINVAL, "writeMemory");
+  memcpy((void *)(uintptr_t)address, src, length);
+  return NULL;
+}
+
+static napi_value zero_memory(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t address, length;
+  CHECK(args_get(env, info, "zeroMemory(address: number, length: number)", 2, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_u64(&a, 1, &length));
+  if (address == 0) return throw_errno(env, EINVAL, "zeroMemory");
+  memset((void *)(uintptr_t)address, 0, length);
   return NULL;
 }
 
@@ -94,7 +111,8 @@ napi_status register_memory(napi_env env, napi_value exports) {
       {"madviseDontneed", NULL, madvise_dontneed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mincore", NULL, do_mincore, NULL, NULL, NULL, napi_enumerable, NULL},
       {"view", NULL, view, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"detachView", NULL, detach_view, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeMemory", NULL, write_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"zeroMemory", NULL, zero_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

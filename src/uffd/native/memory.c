@@ -1,4 +1,4 @@
-/* Guest RAM: anonymous private mappings, MADV_DONTNEED, and zero-copy views.
+/* Guest RAM: anonymous private mappings, MADV_DONTNEED, zero-copy views, and direct writes.
  * A view is an external ArrayBuffer with a no-op finalizer: the region that
  * called mmap owns the memory, so any thread may view it and none frees it. */
 #include "addon.h"

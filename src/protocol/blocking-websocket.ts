@@ -1,9 +1,10 @@
-// The urgent channel's WebSocket on a fault-path thread: the same RFC 6455
-// frames, parsed and built by ws's own Receiver and Sender, but moved by
-// read(2) and writev(2) when the thread's PollLoop says the socket is ready,
-// not by a net.Socket on libuv. A page request or a page then goes out in
-// the wake-up that produced it, and an arriving one is handled in the
-// wake-up that read it.
+// A page channel's WebSocket on a page thread (urgent on both sides, bulk
+// on the destination's bulk thread and the source's push thread): the same
+// RFC 6455 frames, parsed by ws's own Receiver, but moved by read(2) and
+// writev(2) when the thread's PollLoop says the socket is ready, not by a
+// net.Socket on libuv. A page request or a page then goes out in the
+// wake-up that produced it, and an arriving one is handled in the wake-up
+// that read it.
 //
 // It has the part of ws's WebSocket that MigrationChannel uses, with the
 // same meaning: send callbacks fire once a frame reached the kernel, a close
@@ -27,10 +28,8 @@ type ReceiverConstructor = new (options: {
   maxPayload: number;
   skipUTF8Validation: boolean;
 }) => ReceiverInternals;
-type FrameOptions = { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean; generateMask?: (mask: Buffer) => void };
-type FrameBuilder = { frame(data: Buffer, options: FrameOptions): Buffer[] };
-// Exported by ws (its ESM entry names both) but absent from @types/ws.
-const { Receiver, Sender } = ws as unknown as { Receiver: ReceiverConstructor; Sender: FrameBuilder };
+// Exported by ws (its ESM entry names it) but absent from @types/ws.
+const { Receiver } = ws as unknown as { Receiver: ReceiverConstructor };
 
 const OPCODE_BINARY = 0x2;
 const OPCODE_CLOSE = 0x8;
@@ -56,10 +55,21 @@ const MAX_SPARE_SLABS = 4;
 const MAX_HEADER_BYTES = 14;
 const VALID_OPCODES = new Set([0x0, 0x1, 0x2, 0x8, 0x9, 0xa]);
 
-// Client frames are masked with zeros, as in connect.ts: masking is for
-// browsers' sake, and a zero mask lets ws skip rewriting the payload.
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
+/**
+ * An RFC 6455 frame header for a payload of `length` bytes, which follows it
+ * unchanged. Client frames are masked with zeros, as in connect.ts: masking
+ * is for browsers' sake, and a zero mask leaves the payload as it is, so a
+ * frame's payload may be written straight from guest RAM, in parts, with no
+ * copy (ws's Sender.frame takes one contiguous payload).
+ */
+function frameHeader(opcode: number, length: number, mask: boolean): Buffer {
+  const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const header = Buffer.alloc(2 + lengthBytes + (mask ? 4 : 0));
+  header[0] = 0x80 | opcode;
+  header[1] = (mask ? 0x80 : 0) | (lengthBytes === 0 ? length : lengthBytes === 2 ? 126 : 127);
+  if (lengthBytes === 2) header.writeUInt16BE(length, 2);
+  else if (lengthBytes === 8) header.writeUIntBE(length, 4, 6);
+  return header;
 }
 
 function closeBody(code: number | undefined, reason: string): Buffer {
@@ -124,7 +134,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     });
     this.receiver.on('message', (data: Buffer, isBinary: boolean) => this.emit('message', data, isBinary));
     // Copied: a pong may wait in the send queue after its slab is reused.
-    this.receiver.on('ping', (data: Buffer) => this.sendFrame(Buffer.from(data), OPCODE_PONG));
+    this.receiver.on('ping', (data: Buffer) => this.sendControl(Buffer.from(data), OPCODE_PONG));
     this.receiver.on('conclude', (code: number, reason: Buffer) => this.onCloseFrame(code, reason));
   }
 
@@ -154,14 +164,25 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       cb?.(new Error(`WebSocket is not open: readyState ${this.readyState}`));
       return;
     }
-    this.sendFrame(data, OPCODE_BINARY, cb);
+    this.sendFrame([data], data.length, OPCODE_BINARY, cb);
+  }
+
+  /** One binary message of `parts`, written in order with no copy: each must stay unchanged until `cb`. */
+  sendParts(parts: readonly Uint8Array[], cb?: (err?: Error) => void): void {
+    if (this.readyState !== this.OPEN) {
+      cb?.(new Error(`WebSocket is not open: readyState ${this.readyState}`));
+      return;
+    }
+    let length = 0;
+    for (const part of parts) length += part.length;
+    this.sendFrame(parts, length, OPCODE_BINARY, cb);
   }
 
   close(code?: number, reason = ''): void {
     if (this.readyState === this.CLOSED) return;
     if (!this.closeFrameSent) {
       this.closeFrameSent = true;
-      this.sendFrame(closeBody(code, reason), OPCODE_CLOSE);
+      this.sendControl(closeBody(code, reason), OPCODE_CLOSE);
     }
     if (this.closeFrameReceived) {
       this.finish();
@@ -174,7 +195,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   ready(revents: number): void {
     const { POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL } = this.native.constants;
     if (revents & POLLNVAL) {
-      this.fail(new Error('the urgent socket descriptor is not open'));
+      this.fail(new Error("the channel's socket descriptor is not open"));
       return;
     }
     if (revents & POLLOUT) this.flush();
@@ -190,7 +211,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     const n = this.native.readBytes(this.fd, space);
     if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
     if (n < 0) {
-      this.fail(Object.assign(new Error(`reading the urgent socket failed: errno ${-n}`), { errno: -n }));
+      this.fail(Object.assign(new Error(`reading the channel's socket failed: errno ${-n}`), { errno: -n }));
       return;
     }
     if (n === 0) {
@@ -270,20 +291,17 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     else this.close(code === 1005 ? undefined : code, reason.toString());
   }
 
-  private sendFrame(data: Uint8Array, opcode: number, cb?: (err?: Error) => void): void {
+  private sendControl(body: Buffer, opcode: number): void {
+    this.sendFrame([body], body.length, opcode);
+  }
+
+  private sendFrame(parts: readonly Uint8Array[], length: number, opcode: number, cb?: (err?: Error) => void): void {
     // A pong asked for by a ping later in the same read as a failed write: nothing to write to.
     if (this.readyState === this.CLOSED) {
-      cb?.(new Error('the urgent socket is closed'));
+      cb?.(new Error("the channel's socket is closed"));
       return;
     }
-    const chunks = Sender.frame(Buffer.from(data.buffer, data.byteOffset, data.length), {
-      fin: true,
-      opcode,
-      mask: this.mask,
-      readOnly: false,
-      rsv1: false,
-      ...(this.mask ? { generateMask: zeroMask } : {}),
-    });
+    const chunks = [frameHeader(opcode, length, this.mask), ...parts];
     const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
     this.queue.push({ chunks, bytes, cb });
     this.queuedBytes += bytes;
@@ -297,7 +315,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       const n = this.native.writev(this.fd, head.chunks);
       if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
       if (n < 0) {
-        this.fail(Object.assign(new Error(`writing the urgent socket failed: errno ${-n}`), { errno: -n }));
+        this.fail(Object.assign(new Error(`writing the channel's socket failed: errno ${-n}`), { errno: -n }));
         return;
       }
       this.queuedBytes -= n;
@@ -318,7 +336,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     if (closeCode !== undefined) this.closeCode = closeCode;
     if (closeCode !== undefined && !this.closeFrameSent) {
       this.closeFrameSent = true;
-      this.sendFrame(closeBody(closeCode, err.message.slice(0, 120)), OPCODE_CLOSE);
+      this.sendControl(closeBody(closeCode, err.message.slice(0, 120)), OPCODE_CLOSE);
     }
     this.finish();
   }
@@ -331,7 +349,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     const unsent = this.queue.splice(0);
     this.queuedBytes = 0;
     this.native.close(this.fd);
-    for (const p of unsent) p.cb?.(new Error('the urgent socket closed before this frame was written'));
+    for (const p of unsent) p.cb?.(new Error("the channel's socket closed before this frame was written"));
     this.emit('close', this.closeCode, this.closeReason);
   }
 }

@@ -30,6 +30,8 @@ export interface ChannelSocket {
   readonly bufferedAmount: number;
   readonly isPaused: boolean;
   send(data: Uint8Array, options: { binary: boolean }, cb?: SendCallback): void;
+  /** One binary message of several parts, none copied (a BlockingWebSocket's); ws's WebSocket has none. */
+  sendParts?(parts: readonly Uint8Array[], cb?: SendCallback): void;
   close(code?: number, reason?: string): void;
   pause(): void;
   resume(): void;
@@ -111,6 +113,21 @@ export class MigrationChannel {
       return;
     }
     this.ws.send(bytes, { binary: true }, cb);
+  }
+
+  /** Whether sendParts writes its parts where they are; otherwise it copies them into one message. */
+  get writesParts(): boolean {
+    return this.ws.sendParts !== undefined;
+  }
+
+  /** One message of `parts`, which must stay unchanged until `cb` when writesParts. */
+  sendParts(parts: readonly Uint8Array[], cb?: SendCallback): void {
+    if (!this.open) {
+      cb?.(new Error(`the ${this.kind} channel is closed`));
+      return;
+    }
+    if (this.ws.sendParts) this.ws.sendParts(parts, cb);
+    else this.ws.send(Buffer.concat(parts), { binary: true }, cb);
   }
 
   /** Stop reading: TCP backpressure then reaches the sender. */

@@ -57,6 +57,13 @@ export function encodePagesInto(target: Buffer, start: PageIndex, count: number,
   return frame;
 }
 
+/** The header of a frame carrying `count` pages, for a sender that writes the pages after it where they are. */
+export function encodePagesHeader(start: PageIndex, count: number, precopy = false): Buffer {
+  const header = Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES);
+  writeHeader(header, KIND_PAGES, start, count, precopy);
+  return header;
+}
+
 export function encodeZeroRun(start: PageIndex, count: number, precopy = false): Buffer {
   const frame = Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES);
   writeHeader(frame, KIND_ZERO_RUN, start, count, precopy);

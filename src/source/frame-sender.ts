@@ -1,8 +1,10 @@
 // Puts a run of pages on a channel as one frame, for the bulk push, precopy
-// rounds and the request thread alike: data pages are copied into a reused
-// buffer, zero pages travel as a marker. The run is marked sent and counted
-// before the frame leaves, so neither the sent set nor the figures ever lag
-// what the destination may already hold, whichever thread sent it.
+// rounds and the request thread alike: zero pages travel as a marker, data
+// pages go from RAM where they are on a page thread's socket (which writes a
+// frame in parts), and are copied into a reused buffer for ws's. The run is
+// marked sent and counted before the frame leaves, so neither the sent set
+// nor the figures ever lag what the destination may already hold, whichever
+// thread sent it.
 //
 // Buffers come in sizes of a power of two pages, each size with its own
 // spares: the send window bounds bytes in flight, not frames, and once urgent
@@ -10,7 +12,7 @@
 // took 88 of them (22 MiB, each page a first-touch fault) for 4 MiB in flight.
 import { pageIndex } from '../protocol/layout.ts';
 import type { PageBitmap } from '../protocol/page-bitmap.ts';
-import { encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
+import { encodePagesHeader, encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
 import type { PopulatedPages } from './populated-pages.ts';
 import type { SendWindow } from './send-window.ts';
 import type { TransferCounters } from './transfer-counters.ts';
@@ -40,25 +42,40 @@ export class FrameSender {
 
   /** `count` pages from `start`, all zero or all not (`zero` says which); returns the frame's bytes. */
   send(window: SendWindow, start: number, count: number, zero: boolean, precopy: boolean): number {
-    const { sent, counters } = this.options;
-    let frame: Buffer;
-    let written: (() => void) | undefined;
     if (zero) {
-      frame = encodeZeroRun(pageIndex(start), count, precopy);
-    } else {
-      // Reused once written: a fresh buffer per frame made the garbage
-      // collector stop this thread every few tens of milliseconds.
-      const sizeClass = Math.ceil(Math.log2(count));
-      const spares = (this.spareFrames[sizeClass] ??= []);
-      const buffer = spares.pop() ?? Buffer.allocUnsafeSlow(PAGE_FRAME_HEADER_BYTES + 2 ** sizeClass * this.options.pageSize);
-      frame = encodePagesInto(buffer, pageIndex(start), count, this.pageBytes(start, count), precopy);
-      written = () => spares.push(buffer);
+      const frame = encodeZeroRun(pageIndex(start), count, precopy);
+      this.mark(start, count, zero, frame.length);
+      window.send(frame);
+      return frame.length;
     }
-    sent.setRange(start, count);
-    counters.add('transferredBytes', frame.length);
-    counters.add(zero ? 'zeroPages' : 'normalPages', count);
-    window.send(frame, written);
+    const pages = this.pageBytes(start, count);
+    if (window.writesParts) {
+      // A page thread's socket writes the pages from guest RAM itself: only
+      // postcopy sends on one, and the source's vCPUs are stopped then, so
+      // the pages stay as they are until written.
+      const header = encodePagesHeader(pageIndex(start), count, precopy);
+      const bytes = header.length + pages.length;
+      this.mark(start, count, zero, bytes);
+      window.sendParts([header, pages], bytes);
+      return bytes;
+    }
+    // Reused once written: a fresh buffer per frame made the garbage
+    // collector stop this thread every few tens of milliseconds.
+    const sizeClass = Math.ceil(Math.log2(count));
+    const spares = (this.spareFrames[sizeClass] ??= []);
+    const buffer = spares.pop() ?? Buffer.allocUnsafeSlow(PAGE_FRAME_HEADER_BYTES + 2 ** sizeClass * this.options.pageSize);
+    const frame = encodePagesInto(buffer, pageIndex(start), count, pages, precopy);
+    this.mark(start, count, zero, frame.length);
+    window.send(frame, () => spares.push(buffer));
     return frame.length;
+  }
+
+  /** Marked and counted before the frame leaves: see the top of this file. */
+  private mark(start: number, count: number, zero: boolean, bytes: number): void {
+    const { sent, counters } = this.options;
+    sent.setRange(start, count);
+    counters.add('transferredBytes', bytes);
+    counters.add(zero ? 'zeroPages' : 'normalPages', count);
   }
 
   private pageBytes(start: number, count: number): Uint8Array {

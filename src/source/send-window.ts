@@ -8,6 +8,9 @@
 // resumes at the low-water mark instead of waiting for an empty buffer.
 export interface FrameSink {
   sendBytes(bytes: Uint8Array, cb?: (err?: Error) => void): void;
+  sendParts(parts: readonly Uint8Array[], cb?: (err?: Error) => void): void;
+  /** Whether sendParts leaves its parts where they are (a page thread's socket) rather than copying them. */
+  readonly writesParts: boolean;
   readonly open: boolean;
 }
 
@@ -33,18 +36,30 @@ export class SendWindow {
     return this.sink.open;
   }
 
+  get writesParts(): boolean {
+    return this.sink.writesParts;
+  }
+
   /** `written` runs once the frame reached the kernel (or the channel failed): its buffer may then be reused. */
   send(frame: Uint8Array, written?: () => void): void {
     this.inFlight += frame.length;
-    this.sink.sendBytes(frame, () => {
-      written?.();
-      this.inFlight -= frame.length;
-      if (this.waiter && this.inFlight <= this.lowWaterMark) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        w();
-      }
-    });
+    this.sink.sendBytes(frame, () => this.sent(frame.length, written));
+  }
+
+  /** A frame of `bytes` in all, in `parts` that stay unchanged until it is written. */
+  sendParts(parts: readonly Uint8Array[], bytes: number): void {
+    this.inFlight += bytes;
+    this.sink.sendParts(parts, () => this.sent(bytes));
+  }
+
+  private sent(bytes: number, written?: () => void): void {
+    written?.();
+    this.inFlight -= bytes;
+    if (this.waiter && this.inFlight <= this.lowWaterMark) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w();
+    }
   }
 
   /** Calls `resume` once the queue fell to the low-water mark (a closed sink never calls it). */

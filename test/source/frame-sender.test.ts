@@ -64,9 +64,13 @@ describe('frame buffers', () => {
     const window = new SendWindow(
       {
         open: true,
+        writesParts: false,
         sendBytes(bytes, cb) {
           sent.push(Uint8Array.from(bytes));
           pending.push(() => cb?.());
+        },
+        sendParts() {
+          throw new Error('a sink that copies gets whole frames');
         },
       },
       1 << 30,
@@ -86,5 +90,43 @@ describe('frame buffers', () => {
       if (frame.type !== 'pages') return;
       expect(Buffer.compare(frame.payload, ram.subarray(start * PAGE, (start + count) * PAGE))).toBe(0);
     });
+  });
+
+  it('go unused on a sink that writes parts: the pages go from RAM itself, under a header, and are counted as sent', () => {
+    const pages = 8;
+    const ram = new Uint8Array(pages * PAGE);
+    for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE, (p + 1) * PAGE);
+    const frames: (readonly Uint8Array[])[] = [];
+    const window = new SendWindow(
+      {
+        open: true,
+        writesParts: true,
+        sendBytes() {
+          throw new Error('a sink that writes parts gets data frames in parts');
+        },
+        sendParts(parts) {
+          frames.push(parts);
+        },
+      },
+      1 << 30,
+    );
+    const sent = new PageBitmap(pages);
+    const counters = new TransferCounters();
+    const sender = new FrameSender({ ram, pageSize: PAGE, sent, counters });
+    const allocations = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    const bytes = sender.send(window, 2, 3, false, false);
+    expect(allocations).not.toHaveBeenCalled();
+    allocations.mockRestore();
+    expect(frames).toHaveLength(1);
+    const [header, payload] = frames[0];
+    // The very bytes of RAM, not a copy of them.
+    expect(payload.buffer).toBe(ram.buffer);
+    expect(payload.byteOffset).toBe(2 * PAGE);
+    expect(bytes).toBe(header.length + payload.length);
+    expect(window.queuedBytes).toBe(bytes);
+    const frame = decodePageFrame(Buffer.concat([header, payload]), PAGE, pages);
+    expect(frame).toMatchObject({ type: 'pages', start: 2, count: 3 });
+    expect([1, 2, 3, 4, 5].map((p) => sent.has(p))).toEqual([false, true, true, true, false]);
+    expect(counters.read()).toMatchObject({ normalPages: 3, transferredBytes: bytes });
   });
 });

@@ -7,8 +7,12 @@
 // The thread's libuv loop is one of the descriptors: when it has work (a
 // message from the main thread, termination) the poll returns and the loop
 // runs once before the next poll, so messages, timers and promises still work.
+// But a due timer or a setImmediate does not wake a poll: work of the
+// thread's own that must not wait out a sleep (the push's next frames, the
+// end of its bandwidth wait) goes through later(), which the poll's timeout
+// accounts for.
 import type { Logger } from './log.ts';
-import { loadNative } from './uffd/native.ts';
+import { loadNative, type NativeAddon } from './uffd/native.ts';
 
 /** A descriptor the loop watches and the code that serves it. */
 export interface PollSource {
@@ -23,18 +27,25 @@ export interface PollSource {
 const MAX_SLEEP_MS = 100;
 
 export class PollLoop {
-  private readonly native = loadNative();
   /**
    * Replaced on add and remove, never changed in place: a poll in progress
    * keeps indexing the array its descriptor set was built from, and nothing
    * is copied per poll.
    */
   private sources: readonly PollSource[] = [];
-  private readonly loopFd = this.native.loopFd();
+  private readonly loopFd: number;
   private scheduled = false;
   private set = new Int32Array(0);
+  /** Work for later(), in no order; ascending `due` would be a heap for the one or two a thread has. */
+  private tasks: { readonly due: number; readonly run: () => void }[] = [];
 
-  constructor(private readonly log: Logger) {}
+  /** `native`: the addon, unless a test watches the timeouts poll is given. */
+  constructor(
+    private readonly log: Logger,
+    private readonly native: Pick<NativeAddon, 'poll' | 'loopFd' | 'constants'> = loadNative(),
+  ) {
+    this.loopFd = native.loopFd();
+  }
 
   add(source: PollSource): void {
     if (!this.sources.includes(source)) this.sources = [...this.sources, source];
@@ -43,6 +54,12 @@ export class PollLoop {
 
   remove(source: PollSource): void {
     this.sources = this.sources.filter((s) => s !== source);
+  }
+
+  /** Runs `task` on this thread after `delayMs`, or after the next poll, which then does not sleep. */
+  later(task: () => void, delayMs = 0): void {
+    this.tasks.push({ due: performance.now() + delayMs, run: task });
+    this.schedule();
   }
 
   private schedule(): void {
@@ -54,7 +71,7 @@ export class PollLoop {
   private readonly iterate = (): void => {
     this.scheduled = false;
     const sources = this.sources;
-    if (sources.length === 0) return;
+    if (sources.length === 0 && this.tasks.length === 0) return;
     const { POLLIN, EINTR } = this.native.constants;
     const length = (sources.length + 1) * 3;
     if (this.set.length !== length) this.set = new Int32Array(length);
@@ -65,7 +82,7 @@ export class PollLoop {
       set[(i + 1) * 3] = sources[i].fd;
       set[(i + 1) * 3 + 1] = sources[i].pollEvents;
     }
-    const rc = this.native.poll(set, MAX_SLEEP_MS);
+    const rc = this.native.poll(set, this.sleepMs());
     if (rc < 0 && rc !== -EINTR) {
       // Only a bad descriptor set gets here; a source that closed its fd must remove itself first.
       this.log.error({ errno: -rc }, 'poll failed on the fault path; waiting on the event loop instead');
@@ -74,8 +91,25 @@ export class PollLoop {
       const revents = set[(i + 1) * 3 + 2];
       if (revents !== 0 && this.sources.includes(sources[i])) sources[i].ready(revents);
     }
+    this.runDueTasks();
     // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
     if (rc < 0 && rc !== -EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);
     else this.schedule();
   };
+
+  private sleepMs(): number {
+    let ms = MAX_SLEEP_MS;
+    const now = performance.now();
+    for (const task of this.tasks) ms = Math.min(ms, Math.max(0, Math.ceil(task.due - now)));
+    return ms;
+  }
+
+  private runDueTasks(): void {
+    if (this.tasks.length === 0) return;
+    const now = performance.now();
+    const due = this.tasks.filter((task) => task.due <= now);
+    if (due.length === 0) return;
+    this.tasks = this.tasks.filter((task) => task.due > now);
+    for (const task of due) task.run();
+  }
 }

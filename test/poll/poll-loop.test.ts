@@ -1,0 +1,69 @@
+// A page thread's poll loop (poll-loop.ts) sleeps in poll(2), where neither
+// a due timer nor a setImmediate wakes it: work of the thread's own goes
+// through later(), which must keep the poll from sleeping past it.
+import { afterEach, describe, expect, it } from 'vitest';
+import { PollLoop, type PollSource } from '../../src/poll-loop.ts';
+import { loadNative, nativeAvailable } from '../../src/uffd/native.ts';
+import { memoryLog } from '../protocol/log-sink.ts';
+
+describe.skipIf(!nativeAvailable())('the poll loop', () => {
+  const { log } = memoryLog('warn');
+  const native = nativeAvailable() ? loadNative() : undefined;
+  const cleanup: (() => void)[] = [];
+
+  afterEach(() => {
+    for (const c of cleanup.splice(0)) c();
+  });
+
+  /** A descriptor that never becomes ready: one end of a socket pair nobody writes to. */
+  function quietSource(loop: PollLoop): void {
+    const [a, b] = native!.socketPair();
+    const source: PollSource = { fd: a, pollEvents: native!.constants.POLLIN, ready: () => undefined };
+    loop.add(source);
+    cleanup.push(() => {
+      loop.remove(source);
+      native!.close(a);
+      native!.close(b);
+    });
+  }
+
+  /** A loop whose every poll timeout is recorded. */
+  function watchedLoop(): { loop: PollLoop; timeouts: number[] } {
+    const timeouts: number[] = [];
+    const poll = (set: Int32Array, timeoutMs: number): number => {
+      timeouts.push(timeoutMs);
+      return native!.poll(set, timeoutMs);
+    };
+    const loop = new PollLoop(log, { poll, loopFd: () => native!.loopFd(), constants: native!.constants });
+    return { loop, timeouts };
+  }
+
+  it('polls without sleeping while a task is due, and runs it', async () => {
+    const { loop, timeouts } = watchedLoop();
+    quietSource(loop);
+    await new Promise<void>((resolve) => loop.later(resolve));
+    expect(timeouts.at(-1)).toBe(0);
+  });
+
+  it('runs a delayed task no earlier than asked, sleeping no longer than until then', async () => {
+    const { loop, timeouts } = watchedLoop();
+    quietSource(loop);
+    const asked = performance.now();
+    const ran = await new Promise<number>((resolve) => loop.later(() => resolve(performance.now()), 30));
+    expect(ran - asked).toBeGreaterThanOrEqual(30);
+    expect(Math.max(...timeouts)).toBeLessThanOrEqual(30);
+  });
+
+  it('runs tasks even with no descriptor to watch', async () => {
+    const loop = new PollLoop(log);
+    let ran = 0;
+    await new Promise<void>((resolve) => {
+      loop.later(() => ran++);
+      loop.later(() => {
+        ran++;
+        resolve();
+      }, 5);
+    });
+    expect(ran).toBe(2);
+  });
+});

@@ -26,7 +26,7 @@ import { PageBitmap } from '../src/protocol/page-bitmap.ts';
 import { SharedMigrationState } from '../src/protocol/shared-state.ts';
 import { MigrationStateMachine } from '../src/protocol/state.ts';
 import { PageServer } from '../src/source/page-server.ts';
-import { RequestThread } from '../src/source/request-thread.ts';
+import { RequestThread } from '../src/source/page-thread.ts';
 import { KernelUserfaultfd } from '../src/uffd/kernel.ts';
 import { openUserfaultfd } from '../src/uffd/open.ts';
 import { allocateRegion } from '../src/uffd/region.ts';
@@ -93,7 +93,7 @@ async function nodeFaultPath(options: Options): Promise<{ touchUs: Percentiles; 
   const region = allocateRegion(options.region, 'kernel');
   const uffd = openUserfaultfd({ path: 'dev', logger: log }) as KernelUserfaultfd;
   try {
-    requests.serve({ ram: { kind: 'shared', buffer: ram }, share: server.requestShare, state: sourceState });
+    requests.serve({ ram: { kind: 'shared', buffer: ram }, share: server.share, state: sourceState });
     uffd.register(region.address, region.length);
     const received = new PageBitmap(pageCount);
     destState.onChange((_from, to) => faults.setState(to));

@@ -419,10 +419,15 @@ export function serveAfterRehearsal<M>(
   rehearsed: () => void,
   options: Omit<RehearsalOptions, 'interrupted'> = {},
 ): void {
-  let wanted = false;
-  const over = rehearseQuietly(log, { ...options, interrupted: () => wanted });
+  serveAfter(port, (wanted) => rehearseQuietly(log, { ...options, interrupted: () => wanted.aborted }), handle, rehearsed);
+}
+
+/** serveAfterRehearsal with a rehearsal of the thread's own, which must not throw and stops once `wanted` aborts. */
+export function serveAfter<M>(port: MessagePort, rehearse: (wanted: AbortSignal) => Promise<void>, handle: (m: M) => void, rehearsed: () => void): void {
+  const wanted = new AbortController();
+  const over = rehearse(wanted.signal);
   port.on('message', (m: M) => {
-    wanted = true;
+    wanted.abort();
     void over.then(() => handle(m));
   });
   void over.then(rehearsed);

@@ -7,8 +7,7 @@ import type { Logger } from '../log.ts';
 import { MigrationCancelledError, MonitorCommandError } from './errors.ts';
 import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from './migration-info.ts';
 import { OutgoingMigration } from './outgoing-migration.ts';
-import { startPushRehearsal, type PushRehearsal } from './push-rehearsal.ts';
-import { RequestThread } from './request-thread.ts';
+import { PushThread, RequestThread } from './page-thread.ts';
 
 export interface MigrateRequest {
   /** ws://host:port of the destination. */
@@ -66,8 +65,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   private migration: OutgoingMigration | undefined;
   /** Started ahead of the migration that will use it up: its modules take a while to load. */
   private requests: RequestThread | undefined;
-  /** The push's rehearsal (push-rehearsal.ts) while it runs; a migration starting, or quit, ends it. */
-  private readonly pushRehearsal: PushRehearsal;
+  private pushes: PushThread | undefined;
   private last: MigrationInfo | undefined;
   private migratedAway = false;
   private endWaiters: ((info: MigrationInfo) => void)[] = [];
@@ -77,7 +75,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   constructor(private readonly options: MonitorOptions) {
     super();
     this.requests = new RequestThread(options.log);
-    this.pushRehearsal = startPushRehearsal(options.log);
+    this.pushes = new PushThread(options.log);
   }
 
   /**
@@ -86,7 +84,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
    * pages through code still being compiled, on the cores the push needs.
    */
   async ready(): Promise<void> {
-    await Promise.all([this.pushRehearsal.over, this.requests?.rehearsed()]);
+    await Promise.all([this.requests?.rehearsed(), this.pushes?.rehearsed()]);
   }
 
   /** `migrate URL`: starts a migration in the background; its progress is `info migrate`. */
@@ -96,7 +94,9 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
     const req = checkMigrateRequest({ ...this.parameters, ...request });
     const { machine, log } = this.options;
     const requests = this.requests ?? new RequestThread(log);
+    const pushes = this.pushes ?? new PushThread(log);
     this.requests = undefined;
+    this.pushes = undefined;
     const migration = new OutgoingMigration({
       machine,
       url: req.to,
@@ -110,13 +110,17 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       maxPostcopyBandwidth: req.maxPostcopyBandwidth,
       disk: this.options.disk,
       requests,
+      pushes,
       log,
     });
     this.migration = migration;
     void this.drive(migration, req.afterInstructions).finally(() => {
       this.last = migration.info();
       this.migration = undefined;
-      if (!this.migratedAway) this.requests = new RequestThread(log);
+      if (!this.migratedAway) {
+        this.requests = new RequestThread(log);
+        this.pushes = new PushThread(log);
+      }
       for (const w of this.endWaiters.splice(0)) w(this.last);
       if (this.migratedAway) this.emit('completed', this.last);
     });
@@ -190,7 +194,6 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   }
 
   quit(): void {
-    this.pushRehearsal.abort();
     this.emit('quit');
   }
 
@@ -202,7 +205,6 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
         // Precopy copies a running guest; postcopy stops it at once anyway.
         if (migration.info().mode !== 'postcopy') machine.setStopAt(stopAt);
       }
-      this.pushRehearsal.abort();
       await migration.run();
       this.migratedAway = true;
       await machine.close();

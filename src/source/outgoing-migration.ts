@@ -14,7 +14,7 @@ import type { Machine } from '../guest/machine.ts';
 import { encodeMachineState } from '../guest/state.ts';
 import type { Logger } from '../log.ts';
 import { generateSessionId } from '../protocol/auth.ts';
-import { RECONNECTING_CLOSE_CODE } from '../protocol/channel.ts';
+import { MigrationChannel, RECONNECTING_CLOSE_CODE } from '../protocol/channel.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { connectMigration } from '../protocol/connect.ts';
 import type { ControlMessage, MachineIdentity, Message } from '../protocol/messages.ts';
@@ -24,7 +24,7 @@ import { expectedDowntimeMs } from './downtime-estimate.ts';
 import { MigrationCancelledError, MigrationFailedError } from './errors.ts';
 import type { MachineConfigPayload, MigrationInfo, MigrationMode, TransferredState } from './migration-info.ts';
 import { PageServer } from './page-server.ts';
-import type { RequestThread, SourceChannels } from './request-thread.ts';
+import type { PushThread, RequestThread, SourceChannels } from './page-thread.ts';
 
 export interface OutgoingMigrationOptions {
   readonly machine: Machine;
@@ -50,6 +50,8 @@ export interface OutgoingMigrationOptions {
   readonly recoveryMs?: number;
   /** Answers page requests; started ahead, as its modules take a while to load. The migration ends it. */
   readonly requests: RequestThread;
+  /** Pushes the pages in postcopy; started ahead too, and ended by the migration. */
+  readonly pushes: PushThread;
   readonly log: Logger;
 }
 
@@ -117,7 +119,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     }
     if ('maxPostcopyBandwidth' in p) {
       this.parameters.maxPostcopyBandwidth = p.maxPostcopyBandwidth;
-      this.server?.setMaxPostcopyBandwidth(p.maxPostcopyBandwidth);
+      if (this.server) this.options.pushes.setMaxPostcopyBandwidth(p.maxPostcopyBandwidth);
     }
     this.log.info({ ...this.parameters }, 'migration parameters set');
   }
@@ -154,18 +156,18 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         ram: machine.ram.bytes(),
         ramAddress,
         pageSize: PAGE_SIZE,
-        maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth,
         maxBandwidth: this.parameters.maxBandwidth,
         log: this.log,
       });
       this.server = server;
       const done = this.watch();
-      const { requests } = this.options;
-      requests.onFailure((err) => this.broken?.(err));
-      requests.serve({ ram: machine.ram.handle, share: server.requestShare, state: this.state });
+      const { requests, pushes } = this.options;
+      for (const thread of [requests, pushes]) thread.onFailure((err) => this.broken?.(err));
+      requests.serve({ ram: machine.ram.handle, share: server.share, state: this.state });
+      pushes.serve({ ram: machine.ram.handle, share: server.share, state: this.state, ramAddress, maxPostcopyBandwidth: this.parameters.maxPostcopyBandwidth });
       const channels = await this.connect(false);
       this.channels = channels;
-      server.attach(channels);
+      server.attach({ control: channels.control, bulk: channels.bulk });
       this.listen(channels, server);
       const config: MachineConfigPayload = { image: machine.image.bytes, guestArgs: machine.guestArgs ?? null, disk: this.options.disk ?? null };
       channels.control.send({ type: 'machine-config', config });
@@ -209,6 +211,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     const closePages = (): void => {
       c?.bulk.close(1000, 'migration over');
       void this.options.requests.stop(1000, 'migration over');
+      void this.options.pushes.stop(1000, 'migration over');
     };
     const afterControl = c !== undefined && !this.handedOverFlag && c.control.open;
     if (afterControl) c.control.onClose(closePages);
@@ -216,8 +219,12 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     if (!afterControl) closePages();
   }
 
-  /** Connects all three channels and gives urgent to the request thread before this thread can read it. */
-  private async connect(resume: boolean): Promise<SourceChannels> {
+  /**
+   * Connects all three channels and gives urgent to the request thread
+   * before this thread can read it; bulk stays here for precopy until
+   * handOverBulk().
+   */
+  private async connect(resume: boolean): Promise<SourceChannels & { bulk: MigrationChannel }> {
     const channels = await connectMigration({
       url: this.options.url,
       token: this.options.token,
@@ -286,18 +293,33 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
   // Every control message the destination may send on this connection lands in onControl; page requests go to the request thread.
   private listen(channels: SourceChannels, server: PageServer): void {
     channels.control.onMessage((m: Message) => this.onControl(m as ControlMessage));
-    for (const c of [channels.control, channels.bulk, channels.urgent]) {
-      c.onClose((code, reason, error) => {
-        const state = this.state.state;
-        if (this.channels !== channels || state === 'completed' || state === 'postcopy-paused') return;
-        const why = `the destination closed the ${c.kind} channel (${code}${reason ? `: ${reason}` : ''})`;
-        if (state === 'postcopy-active' && !error && !this.peerEnded) {
-          void this.recover(server, why);
-          return;
-        }
-        this.broken?.(error ?? new MigrationFailedError(why));
-      });
-    }
+    for (const c of [channels.control, channels.bulk, channels.urgent]) this.watchClose(channels, c, server);
+  }
+
+  private watchClose(channels: SourceChannels, c: SourceChannels['bulk'], server: PageServer): void {
+    c.onClose((code, reason, error) => {
+      const state = this.state.state;
+      if (this.channels !== channels || state === 'completed' || state === 'postcopy-paused') return;
+      const why = `the destination closed the ${c.kind} channel (${code}${reason ? `: ${reason}` : ''})`;
+      if (state === 'postcopy-active' && !error && !this.peerEnded) {
+        void this.recover(server, why);
+        return;
+      }
+      this.broken?.(error ?? new MigrationFailedError(why));
+    });
+  }
+
+  /**
+   * The bulk channel goes to the push thread, once nothing more is sent on
+   * it from here (precopy is over); a channel released from this thread
+   * reports no close here any more, so its close is watched again.
+   */
+  private handOverBulk(channels: SourceChannels, server: PageServer): void {
+    const { bulk } = channels;
+    if (!(bulk instanceof MigrationChannel)) return;
+    server.detach();
+    channels.bulk = this.options.pushes.adopt(bulk);
+    this.watchClose(channels, channels.bulk, server);
   }
 
   /**
@@ -319,6 +341,7 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
         const channels = await this.connect(true);
         this.channels = channels;
         this.listen(channels, server);
+        this.handOverBulk(channels, server);
         this.log.info({ url: this.options.url }, 'reconnected to the destination; waiting for its list of received pages');
         return;
       } catch (err) {
@@ -356,9 +379,9 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       case 'recover': {
         const server = this.server!;
         server.markReceived(PageBitmap.from(server.pageCount, m.received));
-        server.attach(this.channels!);
         this.state.moveTo('postcopy-active');
         this.channels!.control.send({ type: 'resume' });
+        this.options.pushes.push();
         // The destination only pauses once it runs the guest: a switchover whose acks were lost is over.
         this.stateTaken = true;
         this.replied('ack:machine-state');
@@ -517,6 +540,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       server.forget(runs);
       control.send({ type: 'discard', runs });
     }
+    // Nothing more goes on bulk from here: the push thread takes it while the state goes.
+    this.handOverBulk(this.channels!, server);
     const transferred: TransferredState = { machine: encodeMachineState(machine.save()) };
     // Both at once, no round trip between them: the destination takes them in
     // order and can only run the guest once it has taken the state. If it
@@ -533,8 +558,8 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     control.send({ type: 'postcopy-run' });
     await stateAcked;
     await running;
-    // Only now: the push would otherwise compete with the switchover for both event loops.
-    server.startPush();
+    // Only now: the push would otherwise compete with the switchover for the cores.
+    this.options.pushes.push();
     this.downtimeMs = performance.now() - stoppedAt;
     this.log.info({ downtimeMs: +this.downtimeMs.toFixed(2) }, 'guest running on the destination');
   }

@@ -1,12 +1,12 @@
 // The source's page server: serves guest RAM read-only to one destination.
-// Every page is pushed in the background on bulk, the scan restarting just
-// after the last requested page (QEMU's bet on spatial locality); requested
-// pages go out on the urgent channel from the request thread
-// (request-thread.ts), which shares this server's sent set and reports its
-// counts through shared memory. Pages the destination holds are skipped, zero
-// pages travel as markers (pages never populated are known to be zero
-// without reading them: populated-pages.ts), runs of consecutive pages share
-// a frame, and neither channel's queue grows past its high-water mark.
+// Precopy rounds go on bulk from here; in postcopy the background push
+// (bulk-push.ts) runs in the push thread (push-worker.ts) and requested pages
+// go out on the urgent channel from the request thread (request-worker.ts).
+// Both share this server's sent set and report their counts through shared
+// memory. Pages the destination holds are skipped, zero pages travel as
+// markers (pages never populated are known to be zero without reading them:
+// populated-pages.ts), runs of consecutive pages share a frame, and neither
+// channel's queue grows past its high-water mark.
 import type { Logger } from '../log.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { PAGE_FRAME_HEADER_BYTES } from '../protocol/page-frame.ts';
@@ -37,10 +37,8 @@ export interface PageServerOptions {
   readonly maxZeroRunPages?: number;
   /** Bytes queued per channel before the pusher stops (default 4 MiB). */
   readonly highWaterMark?: number;
-  /** Bulk frames built per event-loop turn, so control messages are read in between (default 16). */
+  /** Bulk frames the push thread builds per turn, so messages from the main thread are read in between (default 16). */
   readonly framesPerTurn?: number;
-  /** Bytes per second the postcopy push may send (QEMU's max-postcopy-bandwidth); unset: as fast as the link takes. Requested pages are never held back. */
-  readonly maxPostcopyBandwidth?: number;
   /** Bytes per second for precopy rounds while the guest runs (QEMU's max-bandwidth); unset: unlimited. */
   readonly maxBandwidth?: number;
   readonly log: Logger;
@@ -57,13 +55,18 @@ export interface PageServerFigures extends TransferCounts {
   remainingPages: number;
 }
 
-/** What the request thread needs to serve pages into this server's sent set and figures; structured-cloneable. */
-export interface RequestShare {
+/** What the page threads need to serve pages into this server's sent set and figures; structured-cloneable. */
+export interface PageShare {
   readonly pageSize: number;
   readonly pageCount: number;
   readonly highWaterMark: number;
+  readonly maxPagesPerFrame: number;
+  readonly maxZeroRunPages: number;
+  readonly framesPerTurn: number;
   readonly sent: SharedArrayBuffer;
-  readonly counters: SharedArrayBuffer;
+  /** The request thread's counts, and the push thread's. */
+  readonly requestCounters: SharedArrayBuffer;
+  readonly pushCounters: SharedArrayBuffer;
   readonly cursor: SharedArrayBuffer;
 }
 
@@ -78,33 +81,24 @@ export class PageServer {
   private readonly sent: PageBitmap;
   private readonly counters = new TransferCounters();
   private readonly requestCounters = new TransferCounters();
-  private readonly cursorHint = new CursorHint();
+  private readonly pushCounters = new TransferCounters();
   private readonly frames: FrameSender;
   private readonly populated: PopulatedPages | undefined;
   private readonly maxPagesPerFrame: number;
-  private readonly maxZeroRunPages: number;
   private readonly highWaterMark: number;
-  private readonly framesPerTurn: number;
   private windows: Windows | undefined;
-  private cursor = 0;
-  private pushing = false;
-  private pumpScheduled = false;
-  private pushBudget: TokenBucket | undefined;
   private precopyBudget: TokenBucket | undefined;
   private readonly largestFrame: number;
-  private pushBudgetTimer: NodeJS.Timeout | undefined;
-  private allSentHandler: (() => void) | undefined;
-  readonly requestShare: RequestShare;
+  readonly share: PageShare;
 
   constructor(options: PageServerOptions) {
     this.pageCount = Math.floor(options.ram.length / options.pageSize);
     this.sent = new PageBitmap(this.pageCount);
     this.maxPagesPerFrame = Math.min(options.maxPagesPerFrame ?? 64, MAX_PAGES_PER_FRAME);
-    this.maxZeroRunPages = Math.min(options.maxZeroRunPages ?? 1024, MAX_ZERO_RUN_PAGES);
+    const maxZeroRunPages = Math.min(options.maxZeroRunPages ?? 1024, MAX_ZERO_RUN_PAGES);
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
-    this.framesPerTurn = options.framesPerTurn ?? 16;
+    const framesPerTurn = options.framesPerTurn ?? 16;
     this.largestFrame = PAGE_FRAME_HEADER_BYTES + this.maxPagesPerFrame * options.pageSize;
-    this.setMaxPostcopyBandwidth(options.maxPostcopyBandwidth);
     this.setMaxBandwidth(options.maxBandwidth);
     this.populated = options.ramAddress === undefined ? undefined : PopulatedPages.open(options.ramAddress, this.pageCount, options.pageSize);
     this.frames = new FrameSender({
@@ -114,29 +108,28 @@ export class PageServer {
       counters: this.counters,
       populated: this.populated,
     });
-    this.requestShare = {
+    this.share = {
       pageSize: options.pageSize,
       pageCount: this.pageCount,
       highWaterMark: this.highWaterMark,
+      maxPagesPerFrame: this.maxPagesPerFrame,
+      maxZeroRunPages,
+      framesPerTurn,
       sent: this.sent.buffer,
-      counters: this.requestCounters.buffer,
-      cursor: this.cursorHint.buffer,
+      requestCounters: this.requestCounters.buffer,
+      pushCounters: this.pushCounters.buffer,
+      cursor: new CursorHint().buffer,
     };
   }
 
   get figures(): PageServerFigures {
-    return { ...sumCounts(this.counters.read(), this.requestCounters.read()), remainingPages: this.pageCount - this.sent.count };
+    const counts = sumCounts(sumCounts(this.counters.read(), this.requestCounters.read()), this.pushCounters.read());
+    return { ...counts, remainingPages: this.pageCount - this.sent.count };
   }
 
   /** Pages sent in precopy frames so far: what precopy-sync asks the destination to hold. */
   get precopyPagesSent(): number {
     return this.counters.read().precopyPages;
-  }
-
-  /** Bytes queued on each channel and not yet written to the kernel. */
-  get queuedBytes(): { bulk: number; control: number } {
-    const w = this.windows;
-    return { bulk: w?.bulk.queuedBytes ?? 0, control: w?.control.queuedBytes ?? 0 };
   }
 
   /** Channels of a (re)established connection. */
@@ -145,7 +138,6 @@ export class PageServer {
       control: new SendWindow(channels.control, this.highWaterMark),
       bulk: new SendWindow(channels.bulk, this.highWaterMark),
     };
-    if (this.pushing) this.schedulePump();
   }
 
   /** The connection broke (postcopy-paused): stop sending and keep everything. */
@@ -197,73 +189,9 @@ export class PageServer {
     this.precopyBudget = bytesPerSecond === undefined ? undefined : new TokenBucket(bytesPerSecond, this.largestFrame);
   }
 
-  /** Caps the push at this many bytes per second from now on; undefined lifts the cap. */
-  setMaxPostcopyBandwidth(bytesPerSecond: number | undefined): void {
-    this.pushBudget = bytesPerSecond === undefined ? undefined : new TokenBucket(bytesPerSecond, this.largestFrame);
-    // A push waiting out the old cap re-reads the new one now.
-    if (this.pushBudgetTimer === undefined) return;
-    clearTimeout(this.pushBudgetTimer);
-    this.pushBudgetTimer = undefined;
-    this.schedulePump();
-  }
-
-  /** Postcopy: start the background push of every page not yet sent. */
-  startPush(onAllSent?: () => void): void {
-    // Written up to the switchover; never again once the push starts.
-    this.populated?.refresh();
-    this.pushing = true;
-    this.allSentHandler = onAllSent;
-    this.schedulePump();
-  }
-
   stop(): void {
-    this.pushing = false;
-    clearTimeout(this.pushBudgetTimer);
-    this.pushBudgetTimer = undefined;
     this.windows = undefined;
     this.populated?.close();
-  }
-
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    const w = this.windows;
-    if (!this.pushing || !w) return;
-    for (let i = 0; i < this.framesPerTurn; i++) {
-      if (w.bulk.full) {
-        w.bulk.whenWritable(() => this.schedulePump());
-        return;
-      }
-      const wait = this.pushBudget?.waitMs() ?? 0;
-      if (wait > 0) {
-        this.pushBudgetTimer ??= setTimeout(() => {
-          this.pushBudgetTimer = undefined;
-          this.schedulePump();
-        }, wait);
-        return;
-      }
-      this.cursor = this.cursorHint.take() ?? this.cursor;
-      const start = this.sent.nextClear(this.cursor);
-      if (start === undefined) {
-        this.pushing = false;
-        this.allSentHandler?.();
-        return;
-      }
-      const zero = this.frames.isZero(start);
-      const count = this.runFrom(start, zero, zero ? this.maxZeroRunPages : this.maxPagesPerFrame);
-      this.counters.add('bulkPages', count);
-      const bytes = this.frames.send(w.bulk, start, count, zero, false);
-      this.pushBudget?.spend(bytes);
-      this.cursor = (start + count) % this.pageCount;
-    }
-    this.schedulePump();
   }
 
   private async sendPrecopyRun(start: number, count: number, uncapped: boolean): Promise<void> {
@@ -283,12 +211,5 @@ export class PageServer {
       budget?.spend(bytes);
       p += n;
     }
-  }
-
-  /** Unsent pages from `start` with the same zero-ness, at most `max`. */
-  private runFrom(start: number, zero: boolean, max: number): number {
-    let n = 1;
-    while (n < max && start + n < this.pageCount && !this.sent.has(start + n) && this.frames.isZero(start + n) === zero) n++;
-    return n;
   }
 }

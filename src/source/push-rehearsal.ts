@@ -1,35 +1,38 @@
-// The source's main thread rehearses the background push before a migration
+// The source's push thread rehearses the background push before a migration
 // needs it, as the page threads rehearse the fault path
 // (fault-path-rehearsal.ts). Cold, the first second of a 1 GiB push ran in
-// V8's baseline code while TurboFan compiled the pump, FrameSender, ws's
-// Sender and the socket writes on helper threads (perf on this 2-core
-// machine: 14% of a core all through the migration), time the vCPU and the
-// page threads were short of. Rehearsed, that compiling happens while the
-// source waits for a `migrate`.
+// V8's baseline code while TurboFan compiled the pump, FrameSender and the
+// socket writes on helper threads (perf on this 2-core machine: 14% of a
+// core all through the migration), time the vCPU and the page threads were
+// short of. Rehearsed, that compiling happens while the source waits for a
+// `migrate`.
 //
-// A scratch region goes through a real PageServer, MigrationChannel and ws
-// socket to a sink on loopback, in runs of every length a push meets: short
-// ones cut by zero pages and by pages the destination already holds, and
-// full 64-page frames; with a window that fills, and a cursor that requests
-// move. Whatever the rehearsal never did, V8 compiled without, and threw the
-// code away (deoptimized) the first time a migration did it. The sink
-// decodes what it reads and counts the pages, so a rehearsal also says
-// whether every page arrived. A `migrate` ends it at once: real work comes
-// first.
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import type WebSocket from 'ws';
-import { WebSocketServer } from 'ws';
+// A scratch region goes through a real PushService, MigrationChannel and
+// BlockingWebSocket to a sink at the other end of a socket pair, polled by
+// the same loop, in runs of every length a push meets: short ones cut by
+// zero pages and by pages the destination already holds, and full 64-page
+// frames; with a window that fills, and a cursor that requests move.
+// Whatever the rehearsal never did, V8 compiled without, and threw the code
+// away (deoptimized) the first time a migration did it. The sink decodes
+// what it reads and counts the pages, so a rehearsal also says whether
+// every page arrived. A `migrate` ends it at once: real work comes first.
 import type { Logger } from '../log.ts';
-import { MigrationChannel } from '../protocol/channel.ts';
-import { sourceWebSocket } from '../protocol/connect.ts';
+import { ramFromRegion } from '../guest/ram.ts';
+import { adoptChannel } from '../protocol/channel-handoff.ts';
+import type { MigrationChannel } from '../protocol/channel.ts';
+import type { RamLayout } from '../protocol/layout.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
-import type { PageFrame } from '../protocol/messages.ts';
-import { decodePageFrame, maxPageFrameBytes } from '../protocol/page-frame.ts';
+import type { Message, PageFrame } from '../protocol/messages.ts';
+import { maxPageFrameBytes } from '../protocol/page-frame.ts';
+import { SharedMigrationState } from '../protocol/shared-state.ts';
+import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
+import { PollLoop } from '../poll-loop.ts';
+import { loadNative } from '../uffd/native.ts';
 import { PAGE_SIZE } from '../uffd/pages.ts';
 import { allocateRegion, type GuestRegion } from '../uffd/region.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { PageServer } from './page-server.ts';
+import { PushService } from './push-service.ts';
 
 // Half in short runs, half in full frames; 8 rounds push about 3,000 frames,
 // past the point where V8 has optimized the push (its first frames never ran slower).
@@ -39,8 +42,8 @@ export const PUSH_REHEARSAL_ROUNDS = 8;
 const REHEARSAL_WINDOW_BYTES = 256 * 1024;
 // How often the sink plays a page request (it moves the push's cursor).
 const HINT_EVERY_FRAMES = 16;
-// How long the sink may take to read the last round once it is all sent (it takes milliseconds).
-const DELIVERY_WAIT_MS = 2000;
+// How long a round may take (it takes milliseconds): pages that never arrive (a bug) must not hold up the thread for good.
+const ROUND_WAIT_MS = 2000;
 // Any plausible guest layout: the channel checks page indices against it.
 const SCRATCH_RAM_BASE = 0x8000_0000;
 
@@ -90,124 +93,100 @@ function heldPages(): PageBitmap {
   return held;
 }
 
-interface Sink {
-  readonly server: WebSocketServer;
-  readonly url: string;
-  pages: number;
-  /** Every frame so far held the pattern's pages. */
-  intact: boolean;
-  /** Called after each frame the sink reads. */
-  onFrame?: () => void;
-}
-
-/** A WebSocket server on loopback that decodes every page frame it reads and counts the pages. */
-async function startSink(): Promise<Sink> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: maxPageFrameBytes(PAGE_SIZE) });
-  await once(server, 'listening');
-  const sink: Sink = { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, pages: 0, intact: true };
-  server.on('connection', (ws: WebSocket) => {
-    ws.on('message', (data: Buffer) => {
-      const frame = decodePageFrame(data, PAGE_SIZE, SCRATCH_PAGES);
-      sink.pages += frame.count;
-      sink.intact &&= frameMatches(frame);
-      sink.onFrame?.();
-    });
-  });
-  return sink;
-}
-
-/** Resolves once the sink has read `pages` pages, or its socket closed. */
-function received(sink: Sink, pages: number, ws: WebSocket): Promise<void> {
-  return new Promise((resolve) => {
-    sink.onFrame = () => {
-      if (sink.pages >= pages) resolve();
-    };
-    ws.once('close', () => resolve());
-    sink.onFrame();
-  });
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
-}
-
 /** Pushes the scratch region PUSH_REHEARSAL_ROUNDS times, or until `signal` aborts; closes everything it opened. */
 export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<PushRehearsalResult> {
   const started = performance.now();
-  const sink = await startSink();
+  const native = loadNative();
+  const loop = new PollLoop(log);
+  const states = SharedMigrationState.holding('postcopy-active');
+  const quiet = { log, onChannelClosed: () => undefined, onStopped: () => undefined };
   let region: GuestRegion | undefined;
-  let ws: WebSocket | undefined;
-  let server: PageServer | undefined;
   let rounds = 0;
   let pagesPushed = 0;
+  let pagesReceived = 0;
+  let verified = true;
   try {
     region = allocateRegion(SCRATCH_PAGES * PAGE_SIZE, 'kernel');
     fillScratch(region.bytes());
-    // One promise for every wait below: a listener per wait would pile up on the signal.
-    const stopped = aborted(signal);
-    ws = sourceWebSocket(sink.url, 'bulk');
-    await Promise.race([once(ws, 'open'), stopped]);
-    const channel = new MigrationChannel(ws, { kind: 'bulk', role: 'source', state: () => 'postcopy-active', log });
-    channel.established({ pageSize: PAGE_SIZE, ramBase: SCRATCH_RAM_BASE, ramSize: region.length });
+    const ram = ramFromRegion(region);
+    const layout: RamLayout = { pageSize: PAGE_SIZE, ramBase: SCRATCH_RAM_BASE, ramSize: region.length };
     const held = heldPages();
     const none = new PageBitmap(SCRATCH_PAGES);
     while (rounds < PUSH_REHEARSAL_ROUNDS && !signal.aborted) {
-      // A page server per round, as each migration has its own: V8 makes a
-      // field "const" until a second object of its shape is built, and then
-      // throws away all code compiled on that promise. Built once here, the
-      // migration's own server did that to the whole rehearsed push.
-      server?.stop();
-      const push = new PageServer({ ram: region.bytes(), ramAddress: region.address, pageSize: PAGE_SIZE, highWaterMark: REHEARSAL_WINDOW_BYTES, log });
-      server = push;
-      push.attach({ control: channel, bulk: channel });
-      // As requested pages do, moving the push's cursor so its scan wraps around.
-      const hint = CursorHint.attach(push.requestShare.cursor);
-      let frames = 0;
-      sink.onFrame = () => {
-        if (++frames % HINT_EVERY_FRAMES === 0) hint.set((frames * 97) % SCRATCH_PAGES);
-      };
+      // Objects of its own per round, as each migration has its own: V8
+      // makes a field "const" until a second object of its shape is built,
+      // and then throws away all code compiled on that promise. Built once
+      // here, the migration's own objects did that to the whole rehearsed push.
+      const server = new PageServer({ ram: region.bytes(), pageSize: PAGE_SIZE, highWaterMark: REHEARSAL_WINDOW_BYTES, log });
       const holding = rounds % 2 === 0 ? held : none;
-      push.markReceived(holding);
-      await Promise.race([new Promise<void>((resolve) => push.startPush(resolve)), stopped]);
-      if (signal.aborted) break;
-      pagesPushed += SCRATCH_PAGES - holding.count;
+      server.markReceived(holding);
+      const wanted = SCRATCH_PAGES - holding.count;
+      const [sinkFd, pushFd] = native.socketPair();
+      const sink = adoptChannel({ fd: sinkFd, kind: 'bulk', role: 'destination', layout, maxPayload: maxPageFrameBytes(PAGE_SIZE) }, states, log, loop);
+      const push = new PushService(
+        { ram: ram.handle, share: server.share, state: states.buffer, logLevel: log.level, ramAddress: region.address, maxPostcopyBandwidth: undefined },
+        quiet,
+        loop,
+      );
+      push.adopt(1, { fd: pushFd, kind: 'bulk', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES });
+      const round = receive(sink, wanted, CursorHint.attach(server.share.cursor), signal);
+      push.handle({ type: 'push' });
+      const got = await round;
+      push.stop(1000, 'rehearsal over');
+      sink.close(1000, 'rehearsal over');
+      pagesPushed += wanted - got.missing;
+      pagesReceived += got.pages;
+      verified &&= got.intact;
+      if (got.missing > 0) break;
       rounds++;
     }
-    // Bounded: pages that never arrive (a bug) must not hold the sockets open for good.
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, DELIVERY_WAIT_MS)));
-    await Promise.race([received(sink, pagesPushed, ws), stopped, late]);
-    clearTimeout(timer);
   } finally {
-    server?.stop();
-    ws?.terminate();
-    sink.server.close();
     region?.release();
   }
-  return { rounds, pagesPushed, pagesReceived: sink.pages, verified: sink.intact, ms: performance.now() - started };
+  return { rounds, pagesPushed, pagesReceived, verified, ms: performance.now() - started };
 }
 
-/** A push rehearsal under way: `abort()` ends it early; `over` resolves once it ended, however. */
-export interface PushRehearsal {
-  abort(): void;
-  readonly over: Promise<void>;
+interface RoundResult {
+  readonly pages: number;
+  /** Pages not yet received when the round ended early (aborted, or past ROUND_WAIT_MS). */
+  readonly missing: number;
+  /** Every frame held the pattern's pages. */
+  readonly intact: boolean;
 }
 
-/** Starts a rehearsal that logs its outcome and never throws. */
-export function startPushRehearsal(log: Logger): PushRehearsal {
-  const controller = new AbortController();
-  const over = rehearsePush(log, controller.signal).then(
-    (r) => {
-      if (!r.verified || (r.rounds === PUSH_REHEARSAL_ROUNDS && r.pagesReceived !== r.pagesPushed)) {
-        log.warn({ ...r }, 'the push rehearsal delivered pages other than it pushed; migrating anyway');
-      } else {
-        log.debug({ ...r, ms: Math.round(r.ms) }, r.rounds === PUSH_REHEARSAL_ROUNDS ? 'push rehearsed' : 'push rehearsal cut short by a migration');
-      }
-    },
-    (err: unknown) => log.warn({ err }, 'the push rehearsal failed; the first second of the push will be slower'),
-  );
-  return { abort: () => controller.abort(), over };
+/** Counts and checks the page frames `sink` reads until `wanted` pages arrived; moves the push's cursor as requests do. */
+function receive(sink: MigrationChannel, wanted: number, hint: CursorHint, signal: AbortSignal): Promise<RoundResult> {
+  return new Promise((resolve) => {
+    let pages = 0;
+    let frames = 0;
+    let intact = true;
+    const end = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', end);
+      resolve({ pages, missing: wanted - pages, intact });
+    };
+    const timer = setTimeout(end, ROUND_WAIT_MS);
+    signal.addEventListener('abort', end, { once: true });
+    sink.onMessage((m: Message) => {
+      if (m.type !== 'pages' && m.type !== 'zero-run') return;
+      pages += m.count;
+      intact &&= frameMatches(m);
+      if (++frames % HINT_EVERY_FRAMES === 0) hint.set((frames * 97) % SCRATCH_PAGES);
+      if (pages >= wanted) end();
+    });
+  });
+}
+
+/** The push thread's rehearsal: logs its outcome and never throws. */
+export async function rehearsePushQuietly(log: Logger, wanted: AbortSignal): Promise<void> {
+  try {
+    const r = await rehearsePush(log, wanted);
+    if (!r.verified || (r.rounds === PUSH_REHEARSAL_ROUNDS && r.pagesReceived !== r.pagesPushed)) {
+      log.warn({ ...r }, 'the push rehearsal delivered pages other than it pushed; migrating anyway');
+    } else {
+      log.debug({ ...r, ms: Math.round(r.ms) }, r.rounds === PUSH_REHEARSAL_ROUNDS ? 'push rehearsed' : 'push rehearsal cut short by a migration');
+    }
+  } catch (err) {
+    log.warn({ err }, 'the push rehearsal failed; the first second of the push will be slower');
+  }
 }

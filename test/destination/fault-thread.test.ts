@@ -15,7 +15,7 @@ import { PageBitmap } from '../../src/protocol/page-bitmap.ts';
 import { SharedMigrationState } from '../../src/protocol/shared-state.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
 import { PageServer } from '../../src/source/page-server.ts';
-import { RequestThread } from '../../src/source/request-thread.ts';
+import { PushThread, RequestThread } from '../../src/source/page-thread.ts';
 import { KernelUserfaultfd } from '../../src/uffd/kernel.ts';
 import { openUserfaultfd } from '../../src/uffd/open.ts';
 import { allocateRegion, type GuestRegion } from '../../src/uffd/region.ts';
@@ -36,6 +36,9 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
   let destination: ChannelSet;
   let server: PageServer;
   let requests: RequestThread;
+  let pushes: PushThread | undefined;
+  let ramBuffer: SharedArrayBuffer;
+  let sourceState: MigrationStateMachine;
   let faults: FaultThread;
   let uffd: KernelUserfaultfd;
   let region: GuestRegion;
@@ -47,15 +50,15 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
   beforeEach(async () => {
     const token = generateToken();
     destState = new MigrationStateMachine();
-    const sourceState = new MigrationStateMachine();
+    sourceState = new MigrationStateMachine();
     listener = await MigrationListener.listen({ token, pageSize: PAGE, state: destState, log });
     const incoming = new Promise<IncomingMigration>((resolve) => listener.onMigration(resolve));
 
-    const ramBuffer = new SharedArrayBuffer(PAGES * PAGE);
+    ramBuffer = new SharedArrayBuffer(PAGES * PAGE);
     for (let p = 0; p < PAGES; p++) fillPage(new Uint8Array(ramBuffer, p * PAGE, PAGE), p);
     server = new PageServer({ ram: new Uint8Array(ramBuffer), pageSize: PAGE, log });
     requests = new RequestThread(log);
-    requests.serve({ ram: { kind: 'shared', buffer: ramBuffer }, share: server.requestShare, state: sourceState });
+    requests.serve({ ram: { kind: 'shared', buffer: ramBuffer }, share: server.share, state: sourceState });
 
     region = allocateRegion(PAGES * PAGE, 'kernel');
     uffd = openUserfaultfd({ path: 'dev', logger: log }) as KernelUserfaultfd;
@@ -85,6 +88,9 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
 
   afterEach(async () => {
     await Promise.all([...readers].map((w) => w.terminate()));
+    // Before the bulk thread: its close handshake needs the other end.
+    await pushes?.stop(1000, 'test over');
+    pushes = undefined;
     await bulk?.close();
     bulk = undefined;
     await requests.stop(1000, 'test over');
@@ -138,8 +144,11 @@ describe.skipIf(dev.reason !== null)('the fault path on its own threads', () => 
       expect(Atomics.wait(tally, 0, seen, 10_000)).not.toBe('timed-out');
     }
     expect(Array.from(tally)).toEqual([faulted.length, 0]);
-    server.attach({ control: source.control, bulk: source.bulk });
-    server.startPush();
+    // The source's side as in a migration: its push thread pushes on bulk.
+    pushes = new PushThread(log);
+    pushes.serve({ ram: { kind: 'shared', buffer: ramBuffer }, share: server.share, state: sourceState, ramAddress: undefined, maxPostcopyBandwidth: undefined });
+    pushes.adopt(source.bulk);
+    pushes.push();
     await allPresent;
     expect(received.count).toBe(PAGES);
     const everything = Array.from({ length: PAGES }, (_, p) => p);

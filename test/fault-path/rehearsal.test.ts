@@ -7,7 +7,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { FaultThread } from '../../src/destination/fault-thread.ts';
 import { REHEARSAL_ROUND_TRIPS, RehearsalStalledError, rehearseFaultPath, serveAfterRehearsal } from '../../src/fault-path-rehearsal.ts';
-import { RequestThread } from '../../src/source/request-thread.ts';
+import { RequestThread } from '../../src/source/page-thread.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
 import { probePaths } from '../uffd/helpers.ts';
 

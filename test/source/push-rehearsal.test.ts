@@ -1,7 +1,7 @@
-// The source's push rehearsal runs a real PageServer over a real ws socket
-// into a sink on loopback that checks every page it decodes: what arrives
+// The source's push rehearsal runs the push thread's PushService over a real
+// socket pair into a sink that checks every page it decodes: what arrives
 // must be what the scratch region holds, and a migration must be able to end
-// it at once, with nothing left open, since every source runs it.
+// it at once, with nothing left open, since every source's push thread runs it.
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PUSH_REHEARSAL_ROUNDS, rehearsePush } from '../../src/source/push-rehearsal.ts';

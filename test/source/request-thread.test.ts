@@ -11,7 +11,7 @@ import { maxPageFrameBytes } from '../../src/protocol/page-frame.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../../src/protocol/version.ts';
 import { PageServer } from '../../src/source/page-server.ts';
-import { RequestThread, type ServedChannel } from '../../src/source/request-thread.ts';
+import { PushThread, RequestThread, type ServedChannel } from '../../src/source/page-thread.ts';
 import { startWorker } from '../../src/worker.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
 import type { FromPeer, PeerData, ToPeer } from './urgent-peer.ts';
@@ -45,6 +45,7 @@ describe('the source page-request thread', () => {
   let listener: MigrationListener;
   let server: PageServer;
   let requests: RequestThread;
+  let sourceState: MigrationStateMachine;
   let source: ChannelSet;
   let urgent: ServedChannel;
   let destination: ChannelSet;
@@ -58,10 +59,10 @@ describe('the source page-request thread', () => {
     listener = await MigrationListener.listen({ token, pageSize: PAGE, state: destState, log });
     const incoming = new Promise<IncomingMigration>((resolve) => listener.onMigration(resolve));
     ram = sourceRam();
-    const sourceState = new MigrationStateMachine();
+    sourceState = new MigrationStateMachine();
     server = new PageServer({ ram: new Uint8Array(ram), pageSize: PAGE, log });
     requests = new RequestThread(log);
-    requests.serve({ ram: { kind: 'shared', buffer: ram }, share: server.requestShare, state: sourceState });
+    requests.serve({ ram: { kind: 'shared', buffer: ram }, share: server.share, state: sourceState });
     source = await connectMigration({
       url: `ws://127.0.0.1:${listener.port}`,
       token,
@@ -112,9 +113,15 @@ describe('the source page-request thread', () => {
     expect(await frame).toMatchObject({ kind: 'zero-run', start: ZERO_PAGE, count: 1, payload: null });
     expect(server.figures).toMatchObject({ zeroPages: 1, urgentPages: 1, remainingPages: PAGES - 1 });
     const firstBulk = new Promise<Message>((resolve) => destination.bulk.onMessage(resolve));
-    server.attach(source);
-    server.startPush();
-    expect(await firstBulk).toMatchObject({ type: 'pages', start: ZERO_PAGE + 1 });
+    const pushes = new PushThread(log);
+    try {
+      pushes.serve({ ram: { kind: 'shared', buffer: ram }, share: server.share, state: sourceState, ramAddress: undefined, maxPostcopyBandwidth: undefined });
+      pushes.adopt(source.bulk);
+      pushes.push();
+      expect(await firstBulk).toMatchObject({ type: 'pages', start: ZERO_PAGE + 1 });
+    } finally {
+      await pushes.stop(1000, 'test over');
+    }
   });
 
   it('reports its channel closed, with the protocol error when it refused a message', async () => {

@@ -12,7 +12,8 @@ import type { ControlMessage } from '../../src/protocol/messages.ts';
 import { PageBitmap } from '../../src/protocol/page-bitmap.ts';
 import { MigrationStateMachine } from '../../src/protocol/state.ts';
 import { PageServer, type PageServerOptions } from '../../src/source/page-server.ts';
-import { RequestThread, type SourceChannels } from '../../src/source/request-thread.ts';
+import { MigrationChannel } from '../../src/protocol/channel.ts';
+import { PushThread, RequestThread, type SourceChannels } from '../../src/source/page-thread.ts';
 import { allocateRegion, type Backend, type GuestRegion } from '../../src/uffd/region.ts';
 import { openUserfaultfd } from '../../src/uffd/open.ts';
 import type { Userfaultfd } from '../../src/uffd/userfaultfd.ts';
@@ -24,6 +25,8 @@ export interface PairOptions {
   readonly backend: Backend;
   readonly pages: number;
   readonly server?: Partial<PageServerOptions>;
+  /** The push's cap, bytes per second. */
+  readonly maxPostcopyBandwidth?: number;
   readonly bulkQueueFrames?: number;
 }
 
@@ -39,6 +42,8 @@ export interface Pair {
   readonly destState: MigrationStateMachine;
   /** Resolves when the source receives `complete`. */
   readonly completed: Promise<number>;
+  /** Hands bulk to the push thread and starts the push, as the source does once the guest runs on the destination. */
+  startPush(): void;
   /** Kills the three sockets abruptly; resolves when both sides saw it (postcopy-paused). */
   breakConnection(): Promise<void>;
   /** Reconnects with resume; resolves once the source applied the destination's bitmap. */
@@ -86,10 +91,24 @@ export async function startPair(options: PairOptions): Promise<Pair> {
   const session = generateSessionId();
   const server = new PageServer({ ram, pageSize: PAGE, log, ...options.server });
   const requests = new RequestThread(log);
-  requests.serve({ ram: { kind: 'shared', buffer: ramBuffer }, share: server.requestShare, state: sourceState });
-  requests.onFailure((err) => {
-    throw err;
+  requests.serve({ ram: { kind: 'shared', buffer: ramBuffer }, share: server.share, state: sourceState });
+  const pushes = new PushThread(log);
+  pushes.serve({
+    ram: { kind: 'shared', buffer: ramBuffer },
+    share: server.share,
+    state: sourceState,
+    ramAddress: undefined,
+    maxPostcopyBandwidth: options.maxPostcopyBandwidth,
   });
+  for (const thread of [requests, pushes]) {
+    thread.onFailure((err) => {
+      throw err;
+    });
+  }
+  let pushing = false;
+  const handOverBulk = (channels: SourceChannels): void => {
+    if (channels.bulk instanceof MigrationChannel) channels.bulk = pushes.adopt(channels.bulk);
+  };
   const acks: ((of: string) => void)[] = [];
   let complete: (pages: number) => void = () => undefined;
   const completed = new Promise<number>((resolve) => (complete = resolve));
@@ -114,9 +133,9 @@ export async function startPair(options: PairOptions): Promise<Pair> {
       if (m.type === 'ack') acks.shift()?.(m.of);
       if (m.type === 'recover') {
         server.markReceived(PageBitmap.from(server.pageCount, m.received));
-        server.attach(channels);
         sourceState.moveTo('postcopy-active');
         channels.control.send({ type: 'resume' });
+        if (pushing) pushes.push();
         recovered();
       }
       if (m.type === 'complete') {
@@ -126,10 +145,12 @@ export async function startPair(options: PairOptions): Promise<Pair> {
       }
     });
     if (!resume) server.attach(channels);
-    return { control: channels.control, bulk: channels.bulk, urgent };
+    const sourceChannels: SourceChannels = { control: channels.control, bulk: channels.bulk, urgent };
+    if (pushing) handOverBulk(sourceChannels);
+    return sourceChannels;
   };
   let source = await connect(false);
-  await requests.loaded();
+  await Promise.all([requests.loaded(), pushes.loaded()]);
 
   const workers = new Set<Worker>();
   return {
@@ -148,9 +169,16 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     incoming,
     destState,
     completed,
+    startPush() {
+      pushing = true;
+      handOverBulk(source);
+      pushes.push();
+    },
     async breakConnection() {
       const closed = [source.control, destChannels?.control].map((c) => new Promise<void>((resolve) => c?.onClose(() => resolve())));
-      for (const c of [source.control, source.bulk]) (c.ws as WebSocket).terminate();
+      (source.control.ws as WebSocket).terminate();
+      if (source.bulk instanceof MigrationChannel) (source.bulk.ws as WebSocket).terminate();
+      else source.bulk.close(1001, 'connection broken');
       source.urgent.close(1001, 'connection broken');
       await Promise.all(closed);
     },
@@ -176,7 +204,7 @@ export async function startPair(options: PairOptions): Promise<Pair> {
     async close() {
       server.stop();
       for (const c of [source.control, source.bulk]) c.close();
-      await requests.stop(1000, 'test over');
+      await Promise.all([requests.stop(1000, 'test over'), pushes.stop(1000, 'test over')]);
       await listener.close();
       uffd.close();
       await Promise.all([...workers].map((w) => w.terminate()));

@@ -27,7 +27,7 @@ describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
     const pair = await startPair({ backend, pages: 4096 });
     try {
       await switchover(pair);
-      pair.server.startPush();
+      pair.startPush();
       const results = await Promise.all([0, 1, 2, 3].map((w) => pair.touch(shuffled(4096, w + 1).slice(0, 600))));
       for (const r of results) expect(r).toMatchObject({ wrong: [], checked: 600 });
       expect(await pair.completed).toBe(4096);
@@ -72,7 +72,7 @@ describe.each(backends)('postcopy page transfer (%s backend)', (backend) => {
     const pair = await startPair({ backend, pages: 1024, server: { maxPagesPerFrame: 64 } });
     try {
       await switchover(pair);
-      pair.server.startPush();
+      pair.startPush();
       await pair.completed;
       const placer = pair.incoming.placer.figures;
       // Bulk frames hold up to 64 same-kind pages; one copy per data frame at most.

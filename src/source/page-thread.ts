@@ -1,8 +1,9 @@
-// The main thread's handle on the source's request thread (request-worker.ts):
-// starts it before any migration (its modules take a while to load), then
-// has it serve guest RAM into the page server's shared set, hands it each
-// urgent channel right after the handshake, reports those channels' closes,
-// and relays its log lines.
+// The main thread's handle on one of the source's page threads: the request
+// thread (request-worker.ts) or the push thread (push-worker.ts). It starts
+// the thread before any migration (its modules take a while to load), then
+// has it serve guest RAM into the page server's shared set, hands it its
+// channel right after the handshake (or, for bulk, when the push starts),
+// reports those channels' closes, and relays its log lines.
 import type { Worker } from 'node:worker_threads';
 import type { RamHandle } from '../guest/ram.ts';
 import type { Logger } from '../log.ts';
@@ -12,38 +13,48 @@ import { errorOfCode } from '../protocol/peer-error.ts';
 import type { MigrationStateMachine } from '../protocol/state.ts';
 import { MAX_CONTROL_BYTES } from '../protocol/version.ts';
 import { firstMessage, startWorker } from '../worker.ts';
+import { SharedMigrationState } from '../protocol/shared-state.ts';
 import { relayLogLine } from '../worker-log.ts';
 import { MigrationFailedError } from './errors.ts';
-import type { RequestShare } from './page-server.ts';
-import type { FromRequestThread, RequestThreadData, ToRequestThread } from './request-thread-messages.ts';
-import { SharedMigrationState } from '../protocol/shared-state.ts';
+import type { PageShare } from './page-server.ts';
+import type { FromPageThread, PageThreadData, PushThreadData, ToPageThread } from './page-thread-messages.ts';
 
 export interface ServeOptions {
   /** Source guest RAM, read by the thread through its own view. */
   readonly ram: RamHandle;
-  readonly share: RequestShare;
+  readonly share: PageShare;
   readonly state: MigrationStateMachine;
 }
 
 /** `error` is set when the channel closed for a protocol error (or could not be handed over). */
 export type ChannelCloseHandler = (code: number, reason: string, error?: Error) => void;
 
-/** An urgent channel the request thread owns: what the main thread may still do with it. */
+/** A channel a page thread owns (urgent: the request thread; bulk, once the push starts: the push thread): what the main thread may still do with it. */
 export interface ServedChannel {
-  readonly kind: 'urgent';
+  readonly kind: 'urgent' | 'bulk';
   /** Called once when it closes. */
   onClose(handler: ChannelCloseHandler): void;
   close(code?: number, reason?: string): void;
 }
 
-/** One connection's channels once urgent went to the request thread. */
+/** One connection's channels once urgent went to the request thread; bulk goes to the push thread when the push starts. */
 export interface SourceChannels {
   readonly control: MigrationChannel;
-  readonly bulk: MigrationChannel;
+  bulk: MigrationChannel | ServedChannel;
   readonly urgent: ServedChannel;
 }
 
-export class RequestThread {
+export interface PageThreadOptions {
+  /** Its worker module. */
+  readonly entry: URL;
+  /** Names the kernel thread ("pc:NAME"). */
+  readonly name: string;
+  /** The channel it serves. */
+  readonly kind: ServedChannel['kind'];
+  readonly log: Logger;
+}
+
+class PageThread<Data extends PageThreadData> {
   private readonly worker: Worker;
   private readonly loadedPromise: Promise<void>;
   private readonly rehearsedPromise: Promise<void>;
@@ -59,23 +70,30 @@ export class RequestThread {
   private stopping: Promise<void> | undefined;
   private exited = false;
 
-  constructor(private readonly log: Logger) {
-    this.worker = startWorker(new URL('./request-worker.ts', import.meta.url), null, { name: 'page-requests' });
+  private readonly log: Logger;
+  private readonly kind: ServedChannel['kind'];
+  private readonly name: string;
+
+  constructor(options: PageThreadOptions) {
+    this.log = options.log;
+    this.kind = options.kind;
+    this.name = options.name;
+    this.worker = startWorker(options.entry, null, { name: options.name });
     let loaded: () => void = () => undefined;
     this.loadedPromise = new Promise((resolve) => (loaded = resolve));
     this.rehearsedPromise = firstMessage(this.worker, 'rehearsed');
-    this.worker.on('message', (m: FromRequestThread) => {
+    this.worker.on('message', (m: FromPageThread) => {
       if (m.type === 'loaded') {
         this.threadId = m.tid;
         loaded();
       } else this.onMessage(m);
     });
-    this.worker.once('error', (err) => this.failed(new MigrationFailedError(`the page-request thread failed: ${err.message}`, err)));
+    this.worker.once('error', (err) => this.failed(new MigrationFailedError(`the ${options.name} thread failed: ${err.message}`, err)));
     this.worker.once('exit', (code) => {
       this.exited = true;
       loaded();
       this.stopped?.();
-      if (!this.stopping) this.failed(new MigrationFailedError(`the page-request thread exited with code ${code}`));
+      if (!this.stopping) this.failed(new MigrationFailedError(`the ${options.name} thread exited with code ${code}`));
     });
     // Idle until it serves, it must not keep a source whose guest never
     // migrates from exiting. After the listeners: adding a 'message' listener
@@ -89,12 +107,12 @@ export class RequestThread {
     });
   }
 
-  /** Resolves once its modules are loaded (or it exited): from then on a request waits for nothing but the thread. */
+  /** Resolves once its modules are loaded (or it exited): from then on its work waits for nothing but the thread. */
   loaded(): Promise<void> {
     return this.loadedPromise;
   }
 
-  /** Resolves once it rehearsed the fault path (or exited); serving earlier cuts the rehearsal short. */
+  /** Resolves once it rehearsed its work (or exited); serving earlier cuts the rehearsal short. */
   rehearsed(): Promise<void> {
     return this.rehearsedPromise;
   }
@@ -104,18 +122,16 @@ export class RequestThread {
     return this.threadId;
   }
 
-  /** Once per thread: from now on it answers page requests from `ram` into the page server's shared set. */
-  serve(options: ServeOptions): void {
-    if (this.serving) throw new Error('this page-request thread already serves a migration');
+  /** Once per thread: from now on it serves `ram` into the page server's shared set. */
+  protected start(data: Data): void {
+    if (this.serving) throw new Error('this page thread already serves a migration');
     this.serving = true;
-    const data: RequestThreadData = {
-      ram: options.ram,
-      share: options.share,
-      state: SharedMigrationState.mirror(options.state).buffer,
-      logLevel: this.log.level,
-    };
     this.worker.ref();
     this.post({ type: 'serve', data });
+  }
+
+  protected data(options: ServeOptions): PageThreadData {
+    return { ram: options.ram, share: options.share, state: SharedMigrationState.mirror(options.state).buffer, logLevel: this.log.level };
   }
 
   /** The thread died (perhaps before the handler was set): page requests can no longer be answered. */
@@ -126,14 +142,16 @@ export class RequestThread {
   }
 
   /**
-   * Hands an established, quiet urgent channel to the thread; this thread
-   * must not use it again. Call it as soon as the handshake is done: it stops
-   * reading the socket before returning. A channel that cannot move is
-   * reported closed, with the reason as its error.
+   * Hands an established, quiet channel to the thread; this thread must not
+   * use it again. Call it when nothing can arrive on it (urgent: as soon as
+   * the handshake is done): it stops reading the socket before returning. A
+   * channel that cannot move is reported closed, with the reason as its error.
    */
   adopt(channel: MigrationChannel): ServedChannel {
-    if (!this.serving) throw new Error('serve() the page-request thread before handing it channels');
-    const served = new HandedOverChannel(this.nextId++, channel, releaseChannel(channel, 'source', MAX_CONTROL_BYTES), (m) => this.post(m));
+    if (!this.serving) throw new Error('serve() the page thread before handing it channels');
+    if (channel.kind !== this.kind) throw new Error(`this page thread serves ${this.kind} channels, not ${channel.kind}`);
+    const handoff = releaseChannel(channel, 'source', MAX_CONTROL_BYTES);
+    const served = new HandedOverChannel(this.nextId++, this.kind, this.name, channel, handoff, (m) => this.post(m));
     this.served.set(served.id, served);
     const { handedOver } = served;
     this.handoffs.add(handedOver);
@@ -166,11 +184,11 @@ export class RequestThread {
     this.failHandler?.(err);
   }
 
-  private post(m: ToRequestThread): void {
+  protected post(m: ToPageThread<Data> | ToPageThread): void {
     if (!this.exited) this.worker.postMessage(m);
   }
 
-  private onMessage(m: Exclude<FromRequestThread, { type: 'loaded' }>): void {
+  private onMessage(m: Exclude<FromPageThread, { type: 'loaded' }>): void {
     switch (m.type) {
       case 'channel-closed':
         this.served.get(m.id)?.closed(m.code, m.reason, m.error ? errorOfCode(m.error.code, m.error.message) : undefined);
@@ -187,7 +205,6 @@ export class RequestThread {
 }
 
 class HandedOverChannel implements ServedChannel {
-  readonly kind = 'urgent';
   /** Settles true once the thread was given the channel, false if it could not be. */
   readonly handedOver: Promise<boolean>;
   private readonly handlers: ChannelCloseHandler[] = [];
@@ -195,9 +212,11 @@ class HandedOverChannel implements ServedChannel {
 
   constructor(
     readonly id: number,
+    readonly kind: ServedChannel['kind'],
+    thread: string,
     channel: MigrationChannel,
     handoff: Promise<ChannelHandoff>,
-    private readonly post: (m: ToRequestThread) => void,
+    private readonly post: (m: ToPageThread) => void,
   ) {
     this.handedOver = handoff.then(
       (h) => {
@@ -205,7 +224,7 @@ class HandedOverChannel implements ServedChannel {
         return true;
       },
       (err: Error) => {
-        channel.close(1011, 'cannot hand the channel to the page-request thread');
+        channel.close(1011, `cannot hand the channel to the ${thread} thread`);
         this.closed(1006, err.message, err);
         return false;
       },
@@ -228,5 +247,43 @@ class HandedOverChannel implements ServedChannel {
     if (this.closedWith) return;
     this.closedWith = args;
     for (const handler of this.handlers) handler(...args);
+  }
+}
+
+/** The request thread (QEMU's return-path thread): answers page requests on the urgent channel. */
+export class RequestThread extends PageThread<PageThreadData> {
+  constructor(log: Logger) {
+    super({ entry: new URL('./request-worker.ts', import.meta.url), name: 'page-requests', kind: 'urgent', log });
+  }
+
+  /** Once per thread: from now on it answers page requests from `ram` into the page server's shared set. */
+  serve(options: ServeOptions): void {
+    this.start(this.data(options));
+  }
+}
+
+export interface PushOptions extends ServeOptions {
+  /** Host address of RAM when it is a private anonymous mapping: pages never populated there are zero without being read. */
+  readonly ramAddress: number | undefined;
+  readonly maxPostcopyBandwidth: number | undefined;
+}
+
+/** The push thread (QEMU's migration thread, in postcopy): pushes every page not yet sent on the bulk channel. */
+export class PushThread extends PageThread<PushThreadData> {
+  constructor(log: Logger) {
+    super({ entry: new URL('./push-worker.ts', import.meta.url), name: 'page-push', kind: 'bulk', log });
+  }
+
+  serve(options: PushOptions): void {
+    this.start({ ...this.data(options), ramAddress: options.ramAddress, maxPostcopyBandwidth: options.maxPostcopyBandwidth });
+  }
+
+  /** Push every page not yet sent on the newest bulk channel it was given; again after a recovery. */
+  push(): void {
+    this.post({ type: 'push' });
+  }
+
+  setMaxPostcopyBandwidth(bytesPerSecond: number | undefined): void {
+    this.post({ type: 'max-postcopy-bandwidth', bytesPerSecond });
   }
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { MigrationCancelledError, MonitorCommandError } from './errors.ts';
 import { MIGRATION_MODES, type MigrationInfo, type MigrationMode } from './migration-info.ts';
 import { OutgoingMigration } from './outgoing-migration.ts';
+import { rehearseHandshake } from '../protocol/handshake-rehearsal.ts';
 import { PushThread, RequestThread } from './page-thread.ts';
 
 export interface MigrateRequest {
@@ -66,6 +67,8 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
   /** Started ahead of the migration that will use it up: its modules take a while to load. */
   private requests: RequestThread | undefined;
   private pushes: PushThread | undefined;
+  /** The main thread's own part of a migration's start (connectMigration), warmed while the source waits. */
+  private readonly handshakeRehearsal: Promise<number>;
   private last: MigrationInfo | undefined;
   private migratedAway = false;
   private endWaiters: ((info: MigrationInfo) => void)[] = [];
@@ -74,8 +77,9 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
 
   constructor(private readonly options: MonitorOptions) {
     super();
-    this.requests = new RequestThread(options.log);
-    this.pushes = new PushThread(options.log);
+    this.requests = new RequestThread(options.log, options.machine.ram.handle);
+    this.pushes = new PushThread(options.log, options.machine.ram.handle);
+    this.handshakeRehearsal = rehearseHandshake(options.log);
   }
 
   /**
@@ -84,7 +88,7 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
    * pages through code still being compiled, on the cores the push needs.
    */
   async ready(): Promise<void> {
-    await Promise.all([this.requests?.rehearsed(), this.pushes?.rehearsed()]);
+    await Promise.all([this.requests?.rehearsed(), this.pushes?.rehearsed(), this.handshakeRehearsal]);
   }
 
   /** `migrate URL`: starts a migration in the background; its progress is `info migrate`. */
@@ -93,8 +97,8 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
     if (this.migratedAway) throw new MonitorCommandError('the guest already migrated away; nothing is left to migrate');
     const req = checkMigrateRequest({ ...this.parameters, ...request });
     const { machine, log } = this.options;
-    const requests = this.requests ?? new RequestThread(log);
-    const pushes = this.pushes ?? new PushThread(log);
+    const requests = this.requests ?? new RequestThread(log, machine.ram.handle);
+    const pushes = this.pushes ?? new PushThread(log, machine.ram.handle);
     this.requests = undefined;
     this.pushes = undefined;
     const migration = new OutgoingMigration({
@@ -118,8 +122,8 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       this.last = migration.info();
       this.migration = undefined;
       if (!this.migratedAway) {
-        this.requests = new RequestThread(log);
-        this.pushes = new PushThread(log);
+        this.requests = new RequestThread(log, machine.ram.handle);
+        this.pushes = new PushThread(log, machine.ram.handle);
       }
       for (const w of this.endWaiters.splice(0)) w(this.last);
       if (this.migratedAway) this.emit('completed', this.last);

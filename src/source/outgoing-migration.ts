@@ -540,8 +540,6 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
       server.forget(runs);
       control.send({ type: 'discard', runs });
     }
-    // Nothing more goes on bulk from here: the push thread takes it while the state goes.
-    this.handOverBulk(this.channels!, server);
     const transferred: TransferredState = { machine: encodeMachineState(machine.save()) };
     // Both at once, no round trip between them: the destination takes them in
     // order and can only run the guest once it has taken the state. If it
@@ -558,10 +556,11 @@ export class OutgoingMigration extends EventEmitter<{ state: [MigrationState] }>
     control.send({ type: 'postcopy-run' });
     await stateAcked;
     await running;
-    // Only now: the push would otherwise compete with the switchover for the cores.
-    this.options.pushes.push();
     this.downtimeMs = performance.now() - stoppedAt;
     this.log.info({ downtimeMs: +this.downtimeMs.toFixed(2) }, 'guest running on the destination');
+    // Only now: handing bulk over and the push would otherwise compete with the switchover for the cores.
+    this.handOverBulk(this.channels!, server);
+    this.options.pushes.push();
   }
 }
 

@@ -18,6 +18,7 @@ import { relayLogLine } from '../worker-log.ts';
 import { MigrationFailedError } from './errors.ts';
 import type { PageShare } from './page-server.ts';
 import type { FromPageThread, PageThreadData, PushThreadData, ToPageThread } from './page-thread-messages.ts';
+import type { PageThreadStart } from './page-thread-worker.ts';
 
 export interface ServeOptions {
   /** Source guest RAM, read by the thread through its own view. */
@@ -51,6 +52,8 @@ export interface PageThreadOptions {
   readonly name: string;
   /** The channel it serves. */
   readonly kind: ServedChannel['kind'];
+  /** The machine's RAM, when known: the thread makes its view of it at once (page-thread-worker.ts). */
+  readonly ram: RamHandle | undefined;
   readonly log: Logger;
 }
 
@@ -78,7 +81,7 @@ class PageThread<Data extends PageThreadData> {
     this.log = options.log;
     this.kind = options.kind;
     this.name = options.name;
-    this.worker = startWorker(options.entry, null, { name: options.name });
+    this.worker = startWorker(options.entry, { ram: options.ram } satisfies PageThreadStart, { name: options.name });
     let loaded: () => void = () => undefined;
     this.loadedPromise = new Promise((resolve) => (loaded = resolve));
     this.rehearsedPromise = firstMessage(this.worker, 'rehearsed');
@@ -252,8 +255,9 @@ class HandedOverChannel implements ServedChannel {
 
 /** The request thread (QEMU's return-path thread): answers page requests on the urgent channel. */
 export class RequestThread extends PageThread<PageThreadData> {
-  constructor(log: Logger) {
-    super({ entry: new URL('./request-worker.ts', import.meta.url), name: 'page-requests', kind: 'urgent', log });
+  /** `ram`: the machine's, when it is known already. */
+  constructor(log: Logger, ram?: RamHandle) {
+    super({ entry: new URL('./request-worker.ts', import.meta.url), name: 'page-requests', kind: 'urgent', ram, log });
   }
 
   /** Once per thread: from now on it answers page requests from `ram` into the page server's shared set. */
@@ -270,8 +274,9 @@ export interface PushOptions extends ServeOptions {
 
 /** The push thread (QEMU's migration thread, in postcopy): pushes every page not yet sent on the bulk channel. */
 export class PushThread extends PageThread<PushThreadData> {
-  constructor(log: Logger) {
-    super({ entry: new URL('./push-worker.ts', import.meta.url), name: 'page-push', kind: 'bulk', log });
+  /** `ram`: the machine's, when it is known already. */
+  constructor(log: Logger, ram?: RamHandle) {
+    super({ entry: new URL('./push-worker.ts', import.meta.url), name: 'page-push', kind: 'bulk', ram, log });
   }
 
   serve(options: PushOptions): void {

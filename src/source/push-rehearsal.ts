@@ -32,6 +32,7 @@ import { PAGE_SIZE } from '../uffd/pages.ts';
 import { allocateRegion, type GuestRegion } from '../uffd/region.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { PageServer } from './page-server.ts';
+import { attachRamBytes } from './page-thread-worker.ts';
 import { PushService } from './push-service.ts';
 
 // Half in short runs, half in full frames; 8 rounds push about 3,000 frames,
@@ -99,7 +100,7 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
   const native = loadNative();
   const loop = new PollLoop(log);
   const states = SharedMigrationState.holding('postcopy-active');
-  const quiet = { log, onChannelClosed: () => undefined, onStopped: () => undefined };
+  const quiet = { log, ramBytes: attachRamBytes, onChannelClosed: () => undefined, onStopped: () => undefined };
   let region: GuestRegion | undefined;
   let rounds = 0;
   let pagesPushed = 0;

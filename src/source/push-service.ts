@@ -5,7 +5,6 @@
 // where it is, under a frame header (the source's vCPUs are stopped in
 // postcopy, so the pages stay as they are): no copy of a page is made
 // before the kernel's own.
-import { attachRam } from '../guest/ram.ts';
 import type { Logger } from '../log.ts';
 import { adoptChannel, type ChannelHandoff } from '../protocol/channel-handoff.ts';
 import type { MigrationChannel } from '../protocol/channel.ts';
@@ -16,7 +15,7 @@ import { PollLoop } from '../poll-loop.ts';
 import { BulkPush } from './bulk-push.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
-import type { ChannelService, ServiceReports } from './page-thread-worker.ts';
+import type { ChannelService, ServiceContext } from './page-thread-worker.ts';
 import type { PushThreadData, ToPageThread } from './page-thread-messages.ts';
 import { PopulatedPages } from './populated-pages.ts';
 import { SendWindow } from './send-window.ts';
@@ -36,18 +35,18 @@ export class PushService implements ChannelService {
   /** `loop`: the thread's poll loop, when something else (the rehearsal's sink) polls in it too. */
   constructor(
     private readonly data: PushThreadData,
-    private readonly reports: ServiceReports,
+    private readonly context: ServiceContext,
     loop?: PollLoop,
   ) {
     const { share } = data;
-    this.log = reports.log;
-    this.loop = loop ?? new PollLoop(reports.log);
+    this.log = context.log;
+    this.loop = loop ?? new PollLoop(context.log);
     this.states = SharedMigrationState.attach(data.state);
     this.populated = data.ramAddress === undefined ? undefined : PopulatedPages.open(data.ramAddress, share.pageCount, share.pageSize);
     const sent = PageBitmap.attach(share.pageCount, share.sent);
     const counters = TransferCounters.attach(share.pushCounters);
     const frames = new FrameSender({
-      ram: new Uint8Array(attachRam(data.ram).buffer, 0, share.pageCount * share.pageSize),
+      ram: context.ramBytes(data.ram, share.pageCount * share.pageSize),
       pageSize: share.pageSize,
       sent,
       counters,
@@ -79,8 +78,8 @@ export class PushService implements ChannelService {
         this.current = undefined;
         this.push.detach();
       }
-      this.reports.onChannelClosed(id, code, reason, error);
-      if (this.stopping && this.open.size === 0) this.reports.onStopped();
+      this.context.onChannelClosed(id, code, reason, error);
+      if (this.stopping && this.open.size === 0) this.context.onStopped();
     });
     // A channel of a recovery that arrives after the main thread said to go on.
     if (this.started && this.states.state === 'postcopy-active') this.push.resume();
@@ -105,7 +104,7 @@ export class PushService implements ChannelService {
     this.stopping = true;
     this.push.stop();
     this.populated?.close();
-    if (this.open.size === 0) this.reports.onStopped();
+    if (this.open.size === 0) this.context.onStopped();
     for (const channel of this.open.values()) channel.close(code, reason);
   }
 }

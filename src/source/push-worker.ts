@@ -11,6 +11,6 @@ import type { PushThreadData } from './page-thread-messages.ts';
 
 runPageThread<PushThreadData>({
   name: 'push',
-  serve: (data, reports) => new PushService(data, reports),
+  serve: (data, context) => new PushService(data, context),
   rehearse: rehearsePushQuietly,
 });

@@ -5,7 +5,6 @@
 // (poll-loop.ts), not on an event loop. Guest RAM is a zero-copy view; the
 // source's vCPUs are stopped in postcopy, so it does not change while pages
 // are served.
-import { attachRam } from '../guest/ram.ts';
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { SharedMigrationState } from '../protocol/shared-state.ts';
@@ -19,12 +18,12 @@ import { UrgentQueue } from './urgent-queue.ts';
 
 runPageThread({
   name: 'requests',
-  serve(data, { log, onChannelClosed, onStopped }) {
+  serve(data, { log, ramBytes, onChannelClosed, onStopped }) {
     prioritizeThisThread(log);
     const { share } = data;
     const counters = TransferCounters.attach(share.requestCounters);
     const frames = new FrameSender({
-      ram: new Uint8Array(attachRam(data.ram).buffer, 0, share.pageCount * share.pageSize),
+      ram: ramBytes(data.ram, share.pageCount * share.pageSize),
       pageSize: share.pageSize,
       sent: PageBitmap.attach(share.pageCount, share.sent),
       counters,

@@ -100,7 +100,6 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
   const native = loadNative();
   const loop = new PollLoop(log);
   const states = SharedMigrationState.holding('postcopy-active');
-  const quiet = { log, ramBytes: attachRamBytes, onChannelClosed: () => undefined, onStopped: () => undefined };
   let region: GuestRegion | undefined;
   let rounds = 0;
   let pagesPushed = 0;
@@ -124,9 +123,11 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
       const wanted = SCRATCH_PAGES - holding.count;
       const [sinkFd, pushFd] = native.socketPair();
       const sink = adoptChannel({ fd: sinkFd, kind: 'bulk', role: 'destination', layout, maxPayload: maxPageFrameBytes(PAGE_SIZE) }, states, log, loop);
+      let pushStopped: () => void = () => undefined;
+      const closed = Promise.all([new Promise<void>((resolve) => (pushStopped = resolve)), new Promise<void>((resolve) => sink.onClose(() => resolve()))]);
       const push = new PushService(
         { ram: ram.handle, share: server.share, state: states.buffer, logLevel: log.level, ramAddress: region.address, maxPostcopyBandwidth: undefined },
-        quiet,
+        { log, ramBytes: attachRamBytes, onChannelClosed: () => undefined, onStopped: () => pushStopped() },
         loop,
       );
       push.adopt(1, { fd: pushFd, kind: 'bulk', role: 'source', layout, maxPayload: MAX_CONTROL_BYTES });
@@ -135,6 +136,8 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
       const got = await round;
       push.stop(1000, 'rehearsal over');
       sink.close(1000, 'rehearsal over');
+      // Both ends are polled here: their close handshake takes a turn or two, and the round leaves nothing open.
+      await bounded(closed);
       pagesPushed += wanted - got.missing;
       pagesReceived += got.pages;
       verified &&= got.intact;
@@ -145,6 +148,13 @@ export async function rehearsePush(log: Logger, signal: AbortSignal): Promise<Pu
     region?.release();
   }
   return { rounds, pagesPushed, pagesReceived, verified, ms: performance.now() - started };
+}
+
+/** `wait`, or ROUND_WAIT_MS, whichever ends first. */
+async function bounded(wait: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([wait, new Promise<void>((resolve) => (timer = setTimeout(resolve, ROUND_WAIT_MS)))]);
+  clearTimeout(timer);
 }
 
 interface RoundResult {

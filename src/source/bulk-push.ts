@@ -1,7 +1,7 @@
 // Postcopy's background push: every page the destination does not hold yet,
 // in frames on the bulk channel, the scan restarting just after the last
 // requested page (QEMU's bet on spatial locality). It runs in the source's
-// push thread (push-worker.ts), and in the main thread's push rehearsal.
+// push thread (push-worker.ts, push-service.ts), rehearsal included.
 // Pages the destination holds are skipped, zero pages travel as markers,
 // runs of consecutive pages share a frame, the channel's queue never grows
 // past its high-water mark, and max-postcopy-bandwidth caps the rate.

@@ -160,11 +160,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   }
 
   send(data: Uint8Array, _options: { binary: boolean }, cb?: (err?: Error) => void): void {
-    if (this.readyState !== this.OPEN) {
-      cb?.(new Error(`WebSocket is not open: readyState ${this.readyState}`));
-      return;
-    }
-    this.sendFrame([data], data.length, OPCODE_BINARY, cb);
+    this.sendParts([data], cb);
   }
 
   /** One binary message of `parts`, written in order with no copy: each must stay unchanged until `cb`. */
@@ -301,9 +297,9 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       cb?.(new Error("the channel's socket is closed"));
       return;
     }
-    const chunks = [frameHeader(opcode, length, this.mask), ...parts];
-    const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
-    this.queue.push({ chunks, bytes, cb });
+    const header = frameHeader(opcode, length, this.mask);
+    const bytes = header.length + length;
+    this.queue.push({ chunks: [header, ...parts], bytes, cb });
     this.queuedBytes += bytes;
     if (this.queue.length === 1) this.flush();
   }

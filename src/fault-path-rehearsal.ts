@@ -44,8 +44,15 @@ import { loadNative } from './uffd/native.ts';
 import { openUserfaultfd } from './uffd/open.ts';
 import type { AccessPath, Userfaultfd } from './uffd/userfaultfd.ts';
 
-/** Enough for V8 to optimize every function on the path (bench:fault-path levels off well before). */
-export const REHEARSAL_ROUND_TRIPS = 3000;
+/**
+ * Enough for V8 to optimize every function on the path. V8 optimizes a
+ * small function after a few thousand calls: with 3,000 round trips, a
+ * third of them kernel faults, the code that reads fault events and sends
+ * requests (msgpackr's pack among it) was still unoptimized when a
+ * migration began, and compiled on the helper threads in its first 100 ms
+ * (perf's jitdump, by the time each function's optimized code arrived).
+ */
+export const REHEARSAL_ROUND_TRIPS = 6000;
 // Passes over objects of their own. V8 takes a field of an object shape for
 // a constant until a second object of that shape is built, and throws away
 // the code compiled on that promise when it is: rehearsed through one set of
@@ -75,14 +82,14 @@ const SCRATCH_PAGES = 64;
 const SCRATCH_RAM_BASE = 0x8000_0000;
 // One round trip in this many has the kernel raise its fault: each costs a
 // write(2) on libuv's pool and four thread hand-offs that a made-up event
-// does not (the rehearsal took 1.0 s in a page thread instead of 0.66 with
-// every fault raised so), and a third is plenty for V8 to compile the path
-// that reads events.
-const KERNEL_FAULT_EVERY = 3;
+// does not (6,000 round trips take 1.25 s in a page thread with every fault
+// raised so, 1.0 s with half), and half, 3,000 events, is what V8 needed to
+// optimize the code that reads them.
+const KERNEL_FAULT_EVERY = 2;
 // A thread id for the fault events, as the kernel reports with UFFD_FEATURE_THREAD_ID.
 const REHEARSAL_THREAD_ID = 1;
-// Far beyond any round trip seen (the slowest rehearsals take 1.4 s for all
-// 3,000), and short beside what a migration may wait for its page threads.
+// Far beyond any round trip seen (a round trip takes well under a
+// millisecond), and short beside what a migration may wait for its page threads.
 export const REHEARSAL_STALL_MS = 2000;
 
 /** A rehearsal round trip did not complete in time: the rehearsal was abandoned. */

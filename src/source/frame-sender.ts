@@ -16,7 +16,7 @@ import { encodePagesHeader, encodePagesInto, encodeZeroRun, PAGE_FRAME_HEADER_BY
 import type { PopulatedPages } from './populated-pages.ts';
 import type { SendWindow } from './send-window.ts';
 import type { TransferCounters } from './transfer-counters.ts';
-import { isZeroPage } from './zero-page.ts';
+import { ZeroPageCheck } from './zero-page.ts';
 
 export interface FrameSenderOptions {
   /** Source guest RAM; read, never written. */
@@ -32,12 +32,15 @@ export interface FrameSenderOptions {
 export class FrameSender {
   /** Per size class (buffers of 2^class pages), buffers whose frames were written: reused for the next data frames. */
   private readonly spareFrames: Buffer[][] = [];
+  private readonly zeroPages: ZeroPageCheck;
 
-  constructor(private readonly options: FrameSenderOptions) {}
+  constructor(private readonly options: FrameSenderOptions) {
+    this.zeroPages = new ZeroPageCheck(options.ram, options.pageSize);
+  }
 
   isZero(page: number): boolean {
     if (this.options.populated?.mayHoldData(page) === false) return true;
-    return isZeroPage(this.pageBytes(page, 1));
+    return this.zeroPages.isZero(page);
   }
 
   /** `count` pages from `start`, all zero or all not (`zero` says which); returns the frame's bytes. */

@@ -1,59 +1,64 @@
 // A page channel's WebSocket on a page thread (urgent on both sides, bulk
 // on the destination's bulk thread and the source's push thread): the same
-// RFC 6455 frames, parsed by ws's own Receiver, but moved by read(2) and
-// writev(2) when the thread's PollLoop says the socket is ready, not by a
-// net.Socket on libuv. A page request or a page then goes out in the
-// wake-up that produced it, and an arriving one is handled in the wake-up
-// that read it.
+// RFC 6455 frames, moved by read(2) and writev(2) when the thread's PollLoop
+// says the socket is ready, not by a net.Socket on libuv. A page request or
+// a page then goes out in the wake-up that produced it, and an arriving one
+// is handled in the wake-up that read it.
 //
 // It has the part of ws's WebSocket that MigrationChannel uses, with the
 // same meaning: send callbacks fire once a frame reached the kernel, a close
 // handshake answers the peer's close frame, and 'close' comes last, once.
+// It parses frames itself, with ws's checks and close codes: ws's Receiver,
+// which it used to feed, is a state machine over chunks of a stream that
+// cost a microsecond per frame on each side of a fault, and here every
+// frame is whole in memory when it is parsed.
 import { EventEmitter } from 'node:events';
-import * as ws from 'ws';
 import type { PollSource } from '../poll-loop.ts';
 import { loadNative } from '../uffd/native.ts';
 import type { ChannelSocket } from './channel.ts';
 
-interface ReceiverInternals extends EventEmitter {
-  _write(chunk: Buffer, encoding: string, cb: (err?: Error | null) => void): void;
-  /** Received bytes not yet parsed, and the fragments of an unfinished message: views of our slabs. */
-  readonly _buffers: readonly Buffer[];
-  readonly _fragments: readonly Buffer[];
-}
-type ReceiverConstructor = new (options: {
-  allowSynchronousEvents: boolean;
-  binaryType: 'nodebuffer';
-  isServer: boolean;
-  maxPayload: number;
-  skipUTF8Validation: boolean;
-}) => ReceiverInternals;
-// Exported by ws (its ESM entry names it) but absent from @types/ws.
-const { Receiver } = ws as unknown as { Receiver: ReceiverConstructor };
-
+const OPCODE_CONTINUATION = 0x0;
+const OPCODE_TEXT = 0x1;
 const OPCODE_BINARY = 0x2;
 const OPCODE_CLOSE = 0x8;
+const OPCODE_PING = 0x9;
 const OPCODE_PONG = 0xa;
+const CLOSE_PROTOCOL_ERROR = 1002;
+const CLOSE_TOO_BIG = 1009;
 // ws's own default: a close handshake may take 30 s before the socket is dropped.
 const CLOSE_TIMEOUT_MS = 30_000;
-// Reads land in a slab and messages are views of it. A full slab is retired
-// and reused once the Receiver holds no part of it (the fragments of an
-// unfinished message); a fresh 512 KiB buffer per slab made the bulk thread's
+// Reads land in a slab and messages are views of it. A full slab is reused
+// for later reads; a fresh 512 KiB buffer per slab made the bulk thread's
 // garbage collector run every few tens of milliseconds, on helper threads the
 // push needs. So a message's bytes are valid only while its 'message'
 // listeners run, which is how the page threads use them: placed, then dropped.
+// (The parts of a fragmented message, which no postcopy peer sends, are copied.)
 //
-// The Receiver is given whole frames only, each in one piece of one slab: a
-// frame it got in two pieces it would copy into a fresh buffer, and fresh
-// memory is page faults, which on a virtual machine cost the bulk thread more
-// than placing the pages did. A frame's head that reached the end of a slab
-// moves to the start of the next one instead.
+// A frame is parsed once it is whole, in one piece of one slab: its pages go
+// to UFFDIO_COPY as they lie. A frame's head that reached the end of a slab
+// moves to the start of the next one.
 const SLAB_BYTES = 512 * 1024;
 const MIN_READ_BYTES = 64 * 1024;
 const MAX_SPARE_SLABS = 4;
 // The largest header: 2 bytes, a 64-bit length, a mask.
 const MAX_HEADER_BYTES = 14;
-const VALID_OPCODES = new Set([0x0, 0x1, 0x2, 0x8, 0x9, 0xa]);
+// Control frames carry at most this much (RFC 6455 5.5).
+const MAX_CONTROL_PAYLOAD = 125;
+
+/** A frame RFC 6455 (or our size limit) refuses, with the close code that says why. */
+class FrameError extends Error {
+  constructor(
+    message: string,
+    readonly closeCode: number,
+  ) {
+    super(`invalid WebSocket frame: ${message}`);
+  }
+}
+
+/** Whether a close frame may carry `code` (RFC 6455 7.4; ws's isValidStatusCode). */
+function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
 
 /**
  * An RFC 6455 frame header for a payload of `length` bytes, which follows it
@@ -101,19 +106,25 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   readyState = this.OPEN;
   readonly fd: number;
   private readonly native = loadNative();
-  private readonly receiver: ReceiverInternals;
   private readonly mask: boolean;
+  private readonly maxPayload: number;
   private readonly queue: Pending[] = [];
   private queuedBytes = 0;
   private reading = true;
   private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
   private slabUsed = 0;
-  /** Where in the slab the bytes not yet given to the Receiver (a frame's head) start. */
+  /** Where in the slab the first frame not yet parsed starts. */
   private slabFed = 0;
   private readonly maxFrameBytes: number;
-  /** Full slabs the Receiver may still hold views of, and slabs free for reuse. */
-  private retired: Buffer[] = [];
   private readonly spare: Buffer[] = [];
+  /** The parts of a fragmented message so far, copied; undefined when none is under way. */
+  private fragments: { parts: Buffer[]; bytes: number; binary: boolean } | undefined;
+  // The header parsed last by parseHeader(), kept in fields: nothing is allocated per frame.
+  private headerOpcode = 0;
+  private headerFin = false;
+  private headerMasked = false;
+  private headerBytes = 0;
+  private payloadBytes = 0;
   private closeFrameSent = false;
   private closeFrameReceived = false;
   private closeCode = 1006;
@@ -124,18 +135,8 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     super();
     this.fd = options.fd;
     this.mask = !options.isServer;
+    this.maxPayload = options.maxPayload;
     this.maxFrameBytes = options.maxPayload + MAX_HEADER_BYTES;
-    this.receiver = new Receiver({
-      allowSynchronousEvents: true,
-      binaryType: 'nodebuffer',
-      isServer: options.isServer,
-      maxPayload: options.maxPayload,
-      skipUTF8Validation: true,
-    });
-    this.receiver.on('message', (data: Buffer, isBinary: boolean) => this.emit('message', data, isBinary));
-    // Copied: a pong may wait in the send queue after its slab is reused.
-    this.receiver.on('ping', (data: Buffer) => this.sendControl(Buffer.from(data), OPCODE_PONG));
-    this.receiver.on('conclude', (code: number, reason: Buffer) => this.onCloseFrame(code, reason));
   }
 
   get bufferedAmount(): number {
@@ -201,7 +202,8 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
 
   private read(): void {
     const head = this.slabUsed - this.slabFed;
-    const wanted = Math.max(MIN_READ_BYTES, (this.frameBytes(this.slabFed) ?? MAX_HEADER_BYTES) - head);
+    const frame = this.parseHeader(this.slabFed) ? Math.min(this.headerBytes + this.payloadBytes, this.maxFrameBytes) : MAX_HEADER_BYTES;
+    const wanted = Math.max(MIN_READ_BYTES, frame - head);
     if (this.slab.length - this.slabUsed < wanted) this.nextSlab(head + wanted);
     const space = this.slab.subarray(this.slabUsed);
     const n = this.native.readBytes(this.fd, space);
@@ -215,68 +217,130 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       return;
     }
     this.slabUsed += n;
-    let end = this.slabFed;
-    for (let bytes = this.frameBytes(end); bytes !== undefined && end + bytes <= this.slabUsed; bytes = this.frameBytes(end)) end += bytes;
-    if (end === this.slabFed) return;
-    const frames = this.slab.subarray(this.slabFed, end);
-    this.slabFed = end;
-    this.receiver._write(frames, 'buffer', (err) => {
-      if (err) this.fail(err, (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : 1002);
-    });
-    if (this.retired.length > 0) this.reuseRetiredSlabs();
+    this.parseFrames();
   }
 
   /**
-   * The length of the frame that starts at `offset` of the slab, header
-   * included; undefined until its header is all there. A header the Receiver
-   * will refuse counts as complete at once, so the refusal comes without
-   * waiting for a payload that may never come.
+   * Every whole frame read so far, in order. A header is checked as soon as
+   * it is all there, so a refusal comes without waiting for a payload that
+   * may never come. Nothing after a close frame is read (RFC 6455 5.5.1).
    */
-  private frameBytes(offset: number): number | undefined {
+  private parseFrames(): void {
+    while (this.readyState !== this.CLOSED && !this.closeFrameReceived && this.parseHeader(this.slabFed)) {
+      const refusal = this.refusal();
+      if (refusal !== undefined) {
+        this.fail(refusal, refusal.closeCode);
+        return;
+      }
+      const start = this.slabFed + this.headerBytes;
+      const end = start + this.payloadBytes;
+      if (end > this.slabUsed) return;
+      this.slabFed = end;
+      const payload = this.slab.subarray(start, end);
+      if (this.headerMasked) unmask(payload, this.slab, start - 4);
+      this.deliver(this.headerOpcode, this.headerFin, payload);
+    }
+  }
+
+  /** Reads the header of the frame at `offset` of the slab into the header fields; false until it is all there. */
+  private parseHeader(offset: number): boolean {
+    const slab = this.slab;
     const have = this.slabUsed - offset;
-    if (have < 2) return undefined;
-    const first = this.slab[offset];
-    const second = this.slab[offset + 1];
+    if (have < 2) return false;
+    const second = slab[offset + 1];
     let length = second & 0x7f;
     let header = 2;
     if (length === 126) {
-      if (have < 4) return undefined;
-      length = this.slab.readUInt16BE(offset + 2);
+      if (have < 4) return false;
+      length = (slab[offset + 2] << 8) | slab[offset + 3];
       header = 4;
     } else if (length === 127) {
-      if (have < 10) return undefined;
-      length = this.slab.readUInt32BE(offset + 2) * 2 ** 32 + this.slab.readUInt32BE(offset + 6);
+      if (have < 10) return false;
+      length = slab.readUInt32BE(offset + 2) * 2 ** 32 + slab.readUInt32BE(offset + 6);
       header = 10;
     }
     const masked = (second & 0x80) !== 0;
     if (masked) header += 4;
-    const refused = masked === this.mask || (first & 0x70) !== 0 || !VALID_OPCODES.has(first & 0x0f) || header + length > this.maxFrameBytes;
-    return refused ? Math.min(have, header) : header + length;
+    if (have < header) return false;
+    this.headerOpcode = slab[offset] & 0x0f;
+    this.headerFin = (slab[offset] & 0x80) !== 0;
+    this.headerMasked = masked;
+    this.headerBytes = header;
+    this.payloadBytes = length;
+    return true;
   }
 
-  // Moves the unfed head to the start of a slab with room for `bytes`.
+  /** What is wrong with the frame whose header was parsed last, as ws's Receiver would refuse it; undefined if nothing. */
+  private refusal(): FrameError | undefined {
+    const opcode = this.headerOpcode;
+    const length = this.payloadBytes;
+    if ((this.slab[this.slabFed] & 0x70) !== 0) return new FrameError('RSV bits must be clear (no extension was agreed)', CLOSE_PROTOCOL_ERROR);
+    if (this.headerMasked === this.mask) {
+      return new FrameError(this.mask ? 'MASK must be clear in frames from a server' : 'MASK must be set in frames from a client', CLOSE_PROTOCOL_ERROR);
+    }
+    if (opcode === OPCODE_CLOSE || opcode === OPCODE_PING || opcode === OPCODE_PONG) {
+      if (!this.headerFin) return new FrameError('FIN must be set on a control frame', CLOSE_PROTOCOL_ERROR);
+      if (length > MAX_CONTROL_PAYLOAD) return new FrameError(`control frame payload of ${length} bytes; at most ${MAX_CONTROL_PAYLOAD}`, CLOSE_PROTOCOL_ERROR);
+      if (opcode === OPCODE_CLOSE && length === 1) return new FrameError('close frame payload of 1 byte; a close code takes 2', CLOSE_PROTOCOL_ERROR);
+      return undefined;
+    }
+    if (opcode === OPCODE_CONTINUATION) {
+      if (this.fragments === undefined) return new FrameError('continuation frame with no message to continue', CLOSE_PROTOCOL_ERROR);
+    } else if (opcode === OPCODE_TEXT || opcode === OPCODE_BINARY) {
+      if (this.fragments !== undefined) return new FrameError(`opcode ${opcode} before the fragmented message under way was finished`, CLOSE_PROTOCOL_ERROR);
+    } else {
+      return new FrameError(`unknown opcode ${opcode}`, CLOSE_PROTOCOL_ERROR);
+    }
+    const message = length + (this.fragments?.bytes ?? 0);
+    if (message > this.maxPayload) return new FrameError(`message of ${message} bytes exceeds the ${this.maxPayload}-byte limit`, CLOSE_TOO_BIG);
+    return undefined;
+  }
+
+  private deliver(opcode: number, fin: boolean, payload: Buffer): void {
+    switch (opcode) {
+      case OPCODE_BINARY:
+      case OPCODE_TEXT:
+        if (fin) this.emit('message', payload, opcode === OPCODE_BINARY);
+        else this.fragments = { parts: [Buffer.from(payload)], bytes: payload.length, binary: opcode === OPCODE_BINARY };
+        return;
+      case OPCODE_CONTINUATION: {
+        const fragments = this.fragments!;
+        fragments.parts.push(Buffer.from(payload));
+        fragments.bytes += payload.length;
+        if (!fin) return;
+        this.fragments = undefined;
+        this.emit('message', Buffer.concat(fragments.parts, fragments.bytes), fragments.binary);
+        return;
+      }
+      case OPCODE_PING:
+        // Copied: a pong may wait in the send queue after its slab is reused.
+        this.sendControl(Buffer.from(payload), OPCODE_PONG);
+        return;
+      case OPCODE_CLOSE: {
+        const code = payload.length === 0 ? 1005 : payload.readUInt16BE(0);
+        if (payload.length > 0 && !isValidCloseCode(code)) {
+          this.fail(new FrameError(`close code ${code} is not one a peer may send`, CLOSE_PROTOCOL_ERROR), CLOSE_PROTOCOL_ERROR);
+          return;
+        }
+        this.onCloseFrame(code, payload.subarray(2));
+        return;
+      }
+    }
+  }
+
+  // Moves the unparsed head to the start of a slab with room for `bytes`; the
+  // old slab is free again at once, as nothing holds a view of it past a
+  // message's listeners.
   private nextSlab(bytes: number): void {
     const head = this.slab.subarray(this.slabFed, this.slabUsed);
-    this.retired.push(this.slab);
     const fits = this.spare.findIndex((slab) => slab.length >= bytes);
     const next = fits >= 0 ? this.spare.splice(fits, 1)[0] : Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes));
     head.copy(next);
+    // Slabs in use at once are a few: more spares only hold memory.
+    if (this.spare.length < MAX_SPARE_SLABS) this.spare.push(this.slab);
     this.slab = next;
     this.slabFed = 0;
     this.slabUsed = head.length;
-  }
-
-  private reuseRetiredSlabs(): void {
-    const held = new Set<ArrayBufferLike>();
-    for (const view of this.receiver._buffers) held.add(view.buffer);
-    for (const view of this.receiver._fragments) held.add(view.buffer);
-    this.retired = this.retired.filter((slab) => {
-      if (held.has(slab.buffer)) return true;
-      this.spare.push(slab);
-      return false;
-    });
-    // Slabs in use at once are a few: more spares only hold memory.
-    if (this.spare.length > MAX_SPARE_SLABS) this.spare.splice(0, this.spare.length - MAX_SPARE_SLABS);
   }
 
   private onCloseFrame(code: number, reason: Buffer): void {
@@ -348,6 +412,13 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     for (const p of unsent) p.cb?.(new Error("the channel's socket closed before this frame was written"));
     this.emit('close', this.closeCode, this.closeReason);
   }
+}
+
+/** Unmasks `payload` in place with the 4-byte key at `keyAt` of `slab`; a zero key, as ours, leaves it as it is. */
+function unmask(payload: Buffer, slab: Buffer, keyAt: number): void {
+  const key = slab.readUInt32BE(keyAt);
+  if (key === 0) return;
+  for (let i = 0; i < payload.length; i++) payload[i] ^= slab[keyAt + (i & 3)];
 }
 
 function dropBytes(chunks: Uint8Array[], n: number): Uint8Array[] {

@@ -1,8 +1,11 @@
 // A page thread's socket builds its own frame headers (blocking-websocket.ts),
 // so that a frame's payload can be written in parts straight from guest RAM:
 // every length encoding RFC 6455 has (7-bit, 16-bit, 64-bit), masked as a
-// client and unmasked as a server, must reach ws's Receiver at the other end
-// as the one message its parts make, each send's callback once it is written.
+// client and unmasked as a server, must arrive at the other end as the one
+// message its parts make, each send's callback once it is written. It also
+// parses frames itself: what ws's Receiver accepted it must accept (masks,
+// fragments, pings), and what it refused it must refuse with the same code.
+import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlockingWebSocket } from '../../src/protocol/blocking-websocket.ts';
 import { PollLoop } from '../../src/poll-loop.ts';
@@ -82,5 +85,85 @@ describe.skipIf(!nativeAvailable())('a page thread socket writing frames in part
     expect(await closed).toBe(4001);
     const error = await new Promise<Error | undefined>((resolve) => server.sendParts([new Uint8Array(4)], resolve));
     expect(error?.message).toMatch(/not open/);
+  });
+});
+
+describe.skipIf(!nativeAvailable())('a page thread socket reading frames from any RFC 6455 peer', () => {
+  const { log } = memoryLog('warn');
+  const MAX_PAYLOAD = 64;
+  let cleanup: (() => void)[] = [];
+
+  afterEach(() => {
+    for (const c of cleanup) c();
+    cleanup = [];
+  });
+
+  /** A server end under test, and the raw bytes a peer client writes and reads. */
+  function serverWithRawPeer(): { server: BlockingWebSocket; peer: Socket; fromServer: () => Buffer } {
+    const [a, b] = loadNative().socketPair();
+    const loop = new PollLoop(log);
+    const server = new BlockingWebSocket({ fd: a, isServer: true, maxPayload: MAX_PAYLOAD });
+    server.on('error', () => undefined);
+    server.on('close', () => loop.remove(server));
+    loop.add(server);
+    const peer = new Socket({ fd: b, readable: true, writable: true });
+    const received: Buffer[] = [];
+    peer.on('data', (chunk: Buffer) => received.push(chunk));
+    peer.on('error', () => undefined);
+    cleanup.push(() => {
+      if (server.readyState !== server.CLOSED) server.close(1000);
+      peer.destroy();
+    });
+    return { server, peer, fromServer: () => Buffer.concat(received) };
+  }
+
+  /** A client frame: masked with `key` (4 bytes), payload under 126 bytes. */
+  function clientFrame(first: number, payload: Buffer, key = Buffer.from([0x12, 0x34, 0x56, 0x78])): Buffer {
+    const masked = Buffer.from(payload);
+    for (let i = 0; i < masked.length; i++) masked[i] ^= key[i & 3];
+    return Buffer.concat([Buffer.from([first, 0x80 | payload.length]), key, masked]);
+  }
+
+  async function until(check: () => boolean): Promise<void> {
+    for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(check()).toBe(true);
+  }
+
+  it('unmasks any key and joins a fragmented message, a ping in its middle answered with a pong', async () => {
+    const { server, peer, fromServer } = serverWithRawPeer();
+    const message = new Promise<[Buffer, boolean]>((resolve) => server.on('message', (data: Buffer, isBinary: boolean) => resolve([Buffer.from(data), isBinary])));
+    peer.write(clientFrame(0x02, Buffer.from('frag')));
+    peer.write(clientFrame(0x89, Buffer.from('hey'), Buffer.from([1, 2, 3, 4])));
+    peer.write(clientFrame(0x00, Buffer.from('ment')));
+    peer.write(clientFrame(0x80, Buffer.from('ed!'), Buffer.from([0xff, 0, 0xff, 0])));
+    expect(await message).toEqual([Buffer.from('fragmented!'), true]);
+    await until(() => fromServer().length >= 5);
+    expect(fromServer().subarray(0, 5)).toEqual(Buffer.from([0x8a, 0x03, ...Buffer.from('hey')]));
+  });
+
+  it.each([
+    ['an RSV bit set', clientFrame(0xc2, Buffer.from('x')), 1002],
+    ['an unknown opcode', clientFrame(0x83, Buffer.from('x')), 1002],
+    ['a control frame without FIN', clientFrame(0x09, Buffer.from('x')), 1002],
+    ['a control frame over 125 bytes', Buffer.from([0x89, 0x80 | 126, 0, 126, 0, 0, 0, 0]), 1002],
+    ['a continuation with no message under way', clientFrame(0x80, Buffer.from('x')), 1002],
+    ['a new message inside a fragmented one', Buffer.concat([clientFrame(0x02, Buffer.from('a')), clientFrame(0x82, Buffer.from('b'))]), 1002],
+    ['a close frame of 1 byte', clientFrame(0x88, Buffer.from([3])), 1002],
+    ['a close code no peer may send (1005)', clientFrame(0x88, Buffer.from([0x03, 0xed])), 1002],
+    ['an unmasked frame from a client', Buffer.from([0x82, 0x01, 0x00]), 1002],
+    ['a fragmented message over the limit', Buffer.concat([clientFrame(0x02, Buffer.alloc(40)), clientFrame(0x80, Buffer.alloc(40))]), 1009],
+  ])('refuses %s, closing with %s on both ends', async (_what, bytes, code) => {
+    const { server, peer, fromServer } = serverWithRawPeer();
+    const closed = new Promise<number>((resolve) => server.on('close', (c: number) => resolve(c)));
+    const messages: Buffer[] = [];
+    server.on('message', (data: Buffer) => messages.push(Buffer.from(data)));
+    peer.write(bytes);
+    expect(await closed).toBe(code);
+    expect(messages).toEqual([]);
+    // The close frame the server sent names the same code.
+    await until(() => fromServer().length >= 4);
+    const frame = fromServer();
+    expect(frame[0]).toBe(0x88);
+    expect(frame.readUInt16BE(2)).toBe(code);
   });
 });

@@ -149,7 +149,7 @@ describe('moving the urgent channel to another owner', () => {
       for (let p = 0; p < pages; p++) payload.fill(fill(i, p), p * 4096, (p + 1) * 4096);
       src.sendBytes(encodePages(pageIndex(0), pages, payload));
     }
-    // ws's Receiver copies a frame it was given in pieces into a buffer from here.
+    // A frame joined from pieces would be copied into a buffer from here (ws's Receiver did so).
     const copies = vi.spyOn(Buffer, 'allocUnsafe');
     await all;
     const slabs = allocations.mock.calls.length;

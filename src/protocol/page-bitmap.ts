@@ -60,8 +60,19 @@ export class PageBitmap {
     return true;
   }
 
+  /**
+   * Sets [start, start + count) a word at a time: a frame marks up to 65,536
+   * pages, and both page threads and the push mark every frame. Each word
+   * changes atomically; the count follows by what was actually set.
+   */
   setRange(start: number, count: number): void {
-    for (let p = start; p < start + count; p++) this.set(p);
+    const end = start + count;
+    let set = 0;
+    for (let p = start; p < end; p += bitsInWord(p, end)) {
+      const mask = wordMask(p, end);
+      set += popcount(~Atomics.or(this.words, p >>> 5, mask) & mask);
+    }
+    if (set > 0) Atomics.add(this.counter, 0, set);
   }
 
   /**
@@ -72,12 +83,9 @@ export class PageBitmap {
   clearRange(start: number, count: number): void {
     const end = start + count;
     let cleared = 0;
-    for (let p = start; p < end; ) {
-      const bitInWord = p & 31;
-      const n = Math.min(32 - bitInWord, end - p);
-      const mask = n === 32 ? 0xffff_ffff : ((1 << n) - 1) << bitInWord;
+    for (let p = start; p < end; p += bitsInWord(p, end)) {
+      const mask = wordMask(p, end);
       cleared += popcount(Atomics.and(this.words, p >>> 5, ~mask) & mask);
-      p += n;
     }
     if (cleared > 0) Atomics.sub(this.counter, 0, cleared);
   }
@@ -169,6 +177,17 @@ export class PageBitmap {
     }
     return undefined;
   }
+}
+
+/** Pages from `p` to the end of its 32-page word or to `end`, whichever comes first. */
+function bitsInWord(p: number, end: number): number {
+  return Math.min(32 - (p & 31), end - p);
+}
+
+/** The bits of those pages in their word. */
+function wordMask(p: number, end: number): number {
+  const n = bitsInWord(p, end);
+  return n === 32 ? 0xffff_ffff : ((1 << n) - 1) << (p & 31);
 }
 
 function popcount(word: number): number {

@@ -38,6 +38,42 @@ describe('page bitmap', () => {
   });
 });
 
+describe('page bitmap setRange', () => {
+  it('sets exactly [start, start + count) and counts only the pages that were clear, whatever was set', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 300 }).chain((n) =>
+          fc.tuple(fc.constant(n), fc.array(fc.boolean(), { minLength: n, maxLength: n }), fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: 0, max: n })),
+        ),
+        ([n, flags, start, length]) => {
+          const pages = flags.flatMap((set, p) => (set ? [p] : []));
+          const count = Math.min(length, n - start);
+          const b = new PageBitmap(n);
+          for (const p of pages) b.set(p);
+          b.setRange(start, count);
+          let expected = 0;
+          for (let p = 0; p < n; p++) {
+            const want = pages.includes(p) || (p >= start && p < start + count);
+            expect(b.has(p)).toBe(want);
+            if (want) expected++;
+          }
+          expect(b.count).toBe(expected);
+        },
+      ),
+    );
+  });
+
+  it('sets whole 32-page words, including bit 31, and a page set twice counts once', () => {
+    const b = new PageBitmap(128);
+    b.set(40);
+    b.setRange(31, 66);
+    expect(b.count).toBe(66);
+    expect([b.has(30), b.has(31), b.has(63), b.has(96), b.has(97)]).toEqual([false, true, true, true, false]);
+    b.setRange(0, 128);
+    expect(b.full).toBe(true);
+  });
+});
+
 describe('page bitmap clearRange', () => {
   it('clears exactly [start, start + count) and keeps the count right, whatever was set', () => {
     fc.assert(

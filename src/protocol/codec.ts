@@ -4,13 +4,13 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { ProtocolError, ProtocolMalformedError, ProtocolTooLargeError, ProtocolVersionError } from './errors.ts';
 import { FieldReader, type Fields } from './fields.ts';
-import { pageCountOf, pageIndex, type RamLayout } from './layout.ts';
+import { pageCountOf, type RamLayout } from './layout.ts';
 import { CHANNELS, type ControlMessage, type Message } from './messages.ts';
 import type { EncodedPageSet } from './page-bitmap.ts';
-import { decodePageFrame, isPageFrame } from './page-frame.ts';
+import { decodePageFrame, decodePageRequest, encodePageRequest, isPageFrame, isPageRequestFrame } from './page-frame.ts';
 import { checkAllowed, RULES, type ReceiveContext } from './rules.ts';
 import { MIGRATION_STATES } from './state.ts';
-import { MAX_CONTROL_BYTES, MAX_REQUEST_PAGES, PROTOCOL_VERSION } from './version.ts';
+import { MAX_CONTROL_BYTES, PROTOCOL_VERSION } from './version.ts';
 
 // Records/structures are msgpackr extensions a peer could use to make us
 // build objects from shapes it defines; plain maps only.
@@ -28,8 +28,9 @@ export interface DecodeContext extends ReceiveContext {
   readonly layout?: RamLayout;
 }
 
-/** A control message as msgpack, tagged with the protocol version. */
+/** A control message as msgpack, tagged with the protocol version; a page request as its binary frame (page-frame.ts). */
 export function encodeControl(message: ControlMessage): Buffer {
+  if (message.type === 'page-request') return encodePageRequest(message.pages);
   return packr.pack({ v: PROTOCOL_VERSION, ...message });
 }
 
@@ -44,6 +45,10 @@ export function decodeMessage(bytes: Uint8Array, ctx: DecodeContext): Message {
 }
 
 function decodeUnchecked(bytes: Uint8Array, ctx: DecodeContext): Message {
+  if (isPageRequestFrame(bytes)) {
+    checkAllowed('page-request', ctx);
+    return decodePageRequest(bytes, pageCountOf(requireLayout(ctx, 'page-request')));
+  }
   if (isPageFrame(bytes)) {
     // Peek at the flags byte to pick the rule; decodePageFrame validates it all.
     checkAllowed(bytes.length > 3 && (bytes[3] & 1) !== 0 ? 'precopy-frame' : 'postcopy-frame', ctx);
@@ -74,8 +79,11 @@ function decodeUnchecked(bytes: Uint8Array, ctx: DecodeContext): Message {
   if (typeof type !== 'string' || !Object.hasOwn(RULES, type) || type === 'precopy-frame' || type === 'postcopy-frame') {
     throw new ProtocolMalformedError(`unknown message type ${JSON.stringify(type)?.slice(0, 40)} on the ${ctx.channel} channel`);
   }
-  checkAllowed(type as ControlMessage['type'], ctx);
-  return readControl(type as ControlMessage['type'], new FieldReader(fields, type), ctx);
+  if (type === 'page-request') {
+    throw new ProtocolMalformedError(`'page-request' travels as a binary page frame of kind 3, not as msgpack; the peer is not a postcopy destination of this version`);
+  }
+  checkAllowed(type as MsgpackType, ctx);
+  return readControl(type as MsgpackType, new FieldReader(fields, type), ctx);
 }
 
 function requireLayout(ctx: DecodeContext, what: string): RamLayout {
@@ -106,7 +114,10 @@ function readPageSet(f: FieldReader, layout: RamLayout): EncodedPageSet {
   return { encoding, bits: set.binary('bits', Math.ceil(pageCountOf(layout) / 8)) };
 }
 
-function readControl(type: ControlMessage['type'], f: FieldReader, ctx: DecodeContext): ControlMessage {
+/** The control messages msgpack carries: all but page requests. */
+type MsgpackType = Exclude<ControlMessage['type'], 'page-request'>;
+
+function readControl(type: MsgpackType, f: FieldReader, ctx: DecodeContext): ControlMessage {
   switch (type) {
     case 'hello': {
       f.only(['channel', 'token', 'session', 'resume', 'pageSize', 'ramBase', 'ramSize', 'vcpus', 'imageSha256']);
@@ -164,13 +175,6 @@ function readControl(type: ControlMessage['type'], f: FieldReader, ctx: DecodeCo
     case 'error':
       f.only(['code', 'message']);
       return { type, code: f.string('code', 64), message: f.string('message', 4096) };
-    case 'page-request': {
-      f.only(['pages']);
-      const layout = requireLayout(ctx, 'page-request');
-      const pages = f.uintArray('pages', MAX_REQUEST_PAGES, pageCountOf(layout) - 1);
-      if (pages.length === 0) throw new ProtocolMalformedError(`'page-request' must name at least one page`);
-      return { type, pages: pages.map(pageIndex) };
-    }
   }
 }
 

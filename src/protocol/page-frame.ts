@@ -1,10 +1,17 @@
-// Page frames: the bytes of guest pages on the bulk and urgent channels.
+// Page frames: the bytes of guest pages on the bulk and urgent channels, and
+// the requests for them.
 //
 //   0      1        2      3       4            8            12           16
 //   +------+--------+------+-------+------------+------------+------------+--------------
 //   | 0xC1 | version| kind | flags | start (u32)| count (u32)| reserved=0 | count*pageSize
 //   +------+--------+------+-------+------------+------------+------------+  bytes (pages)
 //   kind: 1 = pages, 2 = zero run (no payload); flags bit 0: precopy. Little-endian.
+//   kind 3 = page request (destination to source, urgent): start and flags
+//   zero, then `count` page indexes, u32 each. A fault's request is the
+//   first half of its round trip: as a msgpack map of three keys a one-page
+//   request took 0.25 µs to encode and 0.34 to decode and check, as this
+//   0.08 and 0.10 (a loop of either, node). QEMU's return path asks for
+//   pages in a fixed binary form too.
 //
 // Why a fixed binary header and not msgpack: 0xC1 is the one byte msgpack
 // never uses, so one look at byte 0 tells a page frame from a control
@@ -16,17 +23,24 @@
 // nothing is copied between the socket and the ioctl.
 import { ProtocolMalformedError, ProtocolTooLargeError, ProtocolVersionError } from './errors.ts';
 import { pageIndex, type PageIndex } from './layout.ts';
-import type { PageFrame } from './messages.ts';
-import { MAX_PAGES_PER_FRAME, MAX_ZERO_RUN_PAGES, PROTOCOL_VERSION } from './version.ts';
+import type { PageFrame, PageRequest } from './messages.ts';
+import { MAX_PAGES_PER_FRAME, MAX_REQUEST_PAGES, MAX_ZERO_RUN_PAGES, PROTOCOL_VERSION } from './version.ts';
 
 export const PAGE_FRAME_MARKER = 0xc1;
 export const PAGE_FRAME_HEADER_BYTES = 16;
 const KIND_PAGES = 1;
 const KIND_ZERO_RUN = 2;
+const KIND_REQUEST = 3;
 const FLAG_PRECOPY = 1;
+const PAGE_INDEX_BYTES = 4;
 
 export function isPageFrame(bytes: Uint8Array): boolean {
   return bytes.length > 0 && bytes[0] === PAGE_FRAME_MARKER;
+}
+
+/** A page frame that asks for pages rather than carrying them. */
+export function isPageRequestFrame(bytes: Uint8Array): boolean {
+  return isPageFrame(bytes) && bytes.length > 2 && bytes[2] === KIND_REQUEST;
 }
 
 /** Largest page frame a receiver accepts, for ws `maxPayload`. */
@@ -70,24 +84,62 @@ export function encodeZeroRun(start: PageIndex, count: number, precopy = false):
   return frame;
 }
 
-/** Validates a page frame against the RAM it is for; the payload stays a view of `bytes`. */
-export function decodePageFrame(bytes: Uint8Array, pageSize: number, pageCount: number): PageFrame {
+/** A request for `pages`, at most MAX_REQUEST_PAGES of them. */
+export function encodePageRequest(pages: readonly PageIndex[]): Buffer {
+  const frame = Buffer.allocUnsafe(PAGE_FRAME_HEADER_BYTES + PAGE_INDEX_BYTES * pages.length);
+  writeHeader(frame, KIND_REQUEST, 0, pages.length, false);
+  for (let i = 0; i < pages.length; i++) frame.writeUInt32LE(pages[i], PAGE_FRAME_HEADER_BYTES + PAGE_INDEX_BYTES * i);
+  return frame;
+}
+
+/** Checks the parts every kind shares: length against the header, and the version. */
+function checkFrame(bytes: Uint8Array, what: string, sender: string): void {
   if (bytes.length < PAGE_FRAME_HEADER_BYTES) {
     throw new ProtocolMalformedError(
-      `page frame of ${bytes.length} bytes is shorter than its ${PAGE_FRAME_HEADER_BYTES}-byte header; the sender is broken or not a postcopy source`,
+      `${what} of ${bytes.length} bytes is shorter than its ${PAGE_FRAME_HEADER_BYTES}-byte header; the sender is broken or not a postcopy ${sender}`,
     );
   }
+  if (bytes[1] !== PROTOCOL_VERSION) {
+    throw new ProtocolVersionError(`${what} has protocol version ${bytes[1]}, this side speaks ${PROTOCOL_VERSION}; run the same postcopy version on both sides`);
+  }
+}
+
+/** Validates a page request against the RAM it asks of. */
+export function decodePageRequest(bytes: Uint8Array, pageCount: number): PageRequest {
+  checkFrame(bytes, 'page request', 'destination');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const count = view.getUint32(8, true);
+  if (bytes[3] !== 0 || view.getUint32(4, true) !== 0 || view.getUint32(12, true) !== 0) {
+    throw new ProtocolMalformedError('page request has flags, start or reserved bits set; they must be zero');
+  }
+  if (count < 1 || count > MAX_REQUEST_PAGES) {
+    throw new ProtocolMalformedError(`page request count ${count} is out of range; it must be 1..${MAX_REQUEST_PAGES}`);
+  }
+  if (bytes.length !== PAGE_FRAME_HEADER_BYTES + PAGE_INDEX_BYTES * count) {
+    throw new ProtocolMalformedError(
+      `page request for ${count} pages is ${bytes.length} bytes; expected ${PAGE_FRAME_HEADER_BYTES} + ${PAGE_INDEX_BYTES} * count = ${PAGE_FRAME_HEADER_BYTES + PAGE_INDEX_BYTES * count}`,
+    );
+  }
+  const pages: PageIndex[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const page = view.getUint32(PAGE_FRAME_HEADER_BYTES + PAGE_INDEX_BYTES * i, true);
+    if (page >= pageCount) {
+      throw new ProtocolMalformedError(`page request names page ${page} (index ${i}), beyond the ${pageCount} pages of guest RAM; source and destination disagree about RAM size`);
+    }
+    pages[i] = pageIndex(page);
+  }
+  return { type: 'page-request', pages };
+}
+
+/** Validates a page frame against the RAM it is for; the payload stays a view of `bytes`. */
+export function decodePageFrame(bytes: Uint8Array, pageSize: number, pageCount: number): PageFrame {
+  checkFrame(bytes, 'page frame', 'source');
   if (bytes.length > maxPageFrameBytes(pageSize)) {
     throw new ProtocolTooLargeError(
       `page frame of ${bytes.length} bytes exceeds the limit of ${MAX_PAGES_PER_FRAME} pages (${maxPageFrameBytes(pageSize)} bytes); send smaller batches`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (bytes[1] !== PROTOCOL_VERSION) {
-    throw new ProtocolVersionError(
-      `page frame has protocol version ${bytes[1]}, this side speaks ${PROTOCOL_VERSION}; run the same postcopy version on both sides`,
-    );
-  }
   const kind = bytes[2];
   const flags = bytes[3];
   const start = view.getUint32(4, true);

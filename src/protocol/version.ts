@@ -2,7 +2,8 @@
 // parses anything.
 // 2: the machine is built from machine-config in setup; machine-state carries only vCPU and device state.
 // 3: precopy pages ride bulk, ordered by precopy-sync (they rode control).
-export const PROTOCOL_VERSION = 3;
+// 4: page requests are binary frames (page-frame.ts), not msgpack.
+export const PROTOCOL_VERSION = 4;
 
 /** Largest page frame a sender may build, in pages (64 pages = 256 KiB at 4 KiB pages). */
 export const MAX_PAGES_PER_FRAME = 256;

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeControl, type DecodeContext } from '../../src/protocol/codec.ts';
 import { ProtocolError } from '../../src/protocol/errors.ts';
 import type { ControlMessage } from '../../src/protocol/messages.ts';
-import { encodePages, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
+import { encodePageRequest, encodePages, encodeZeroRun, PAGE_FRAME_HEADER_BYTES } from '../../src/protocol/page-frame.ts';
 import { pageIndex } from '../../src/protocol/layout.ts';
 import { MAX_CONTROL_BYTES, PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 
@@ -72,11 +72,33 @@ describe('control message decoding', () => {
   });
 
   it('refuses page indexes outside RAM in a page request', () => {
-    const err = errorOf(() =>
-      decodeMessage(raw({ type: 'page-request', pages: [1, PAGES] }), ctx({ receiver: 'source', channel: 'urgent', state: 'postcopy-active' })),
-    );
+    const err = errorOf(() => decodeMessage(encodePageRequest([pageIndex(1), pageIndex(PAGES)]), ctx({ receiver: 'source', channel: 'urgent', state: 'postcopy-active' })));
     expect(err.code).toBe('PROTO_ERR_MALFORMED');
-    expect(err.message).toMatch(/'pages'\[1\] must be an integer in 0\.\.63, got number 64/);
+    expect(err.message).toMatch(/names page 64 \(index 1\), beyond the 64 pages/);
+  });
+
+  it('refuses a page request in msgpack: requests are binary frames since protocol version 4', () => {
+    const err = errorOf(() => decodeMessage(raw({ type: 'page-request', pages: [1] }), ctx({ receiver: 'source', channel: 'urgent', state: 'postcopy-active' })));
+    expect(err.code).toBe('PROTO_ERR_MALFORMED');
+    expect(err.message).toMatch(/'page-request' travels as a binary page frame of kind 3/);
+  });
+
+  it.each([
+    ['no page', () => encodePageRequest([]), /count 0 is out of range; it must be 1\.\.4096/],
+    ['more pages than a request may name', () => encodePageRequest(Array.from({ length: 4097 }, () => pageIndex(0))), /count 4097 is out of range/],
+    ['a length that does not match its count', () => encodePageRequest([pageIndex(1), pageIndex(2)]).subarray(0, 20), /for 2 pages is 20 bytes; expected 16 \+ 4 \* count = 24/],
+    ['a start field set', () => Object.assign(encodePageRequest([pageIndex(1)]), { 4: 1 }), /flags, start or reserved bits set/],
+    ['flags set', () => Object.assign(encodePageRequest([pageIndex(1)]), { 3: 1 }), /flags, start or reserved bits set/],
+  ])('refuses a page request with %s', (_what, frame, message) => {
+    const err = errorOf(() => decodeMessage(frame(), ctx({ receiver: 'source', channel: 'urgent', state: 'postcopy-active' })));
+    expect(err.code).toBe('PROTO_ERR_MALFORMED');
+    expect(err.message).toMatch(message);
+  });
+
+  it('refuses a page request where the rules do: at a destination, or on bulk', () => {
+    const request = encodePageRequest([pageIndex(1)]);
+    expect(errorOf(() => decodeMessage(request, ctx({ receiver: 'destination', channel: 'urgent', state: 'postcopy-active' }))).code).toBe('PROTO_ERR_STATE');
+    expect(errorOf(() => decodeMessage(request, ctx({ receiver: 'source', channel: 'bulk', state: 'postcopy-active' }))).code).toBe('PROTO_ERR_STATE');
   });
 
   it('refuses discard runs reaching beyond RAM', () => {
@@ -267,6 +289,8 @@ describe('protocol properties', () => {
     const inputs = fc.oneof(
       fc.uint8Array({ maxLength: 200 }),
       fc.uint8Array({ maxLength: 64 }).map((tail) => Buffer.concat([Buffer.from([0xc1, PROTOCOL_VERSION]), tail])),
+      // Page requests' kind, so that their decoder meets every malformation too.
+      fc.uint8Array({ maxLength: 64 }).map((tail) => Buffer.concat([Buffer.from([0xc1, PROTOCOL_VERSION, 3]), tail])),
       fc.oneof(...messages).map(([m]) => encodeControl(m)),
       fc.dictionary(fc.string({ maxLength: 8 }), fc.anything()).map((o) => raw(o)),
     );

@@ -50,7 +50,26 @@ export class FaultHandler {
     return this.waiting.size;
   }
 
+  /** One fault; its request goes once the current task is done, with any other faults it brings. */
   handleFault(event: FaultEvent): void {
+    if (!this.record(event) || this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flushQueuedRequests);
+  }
+
+  /**
+   * The events of one wake-up, as the fault thread reads them: one request
+   * for the pages of their missing-page faults, sent before this returns. A
+   * request waiting for the microtask queue went out after the rest of the
+   * poll loop's turn.
+   */
+  handleFaults(events: readonly { readonly type: string }[]): void {
+    for (const event of events) if (event.type === 'pagefault' && !(event as FaultEvent).wp) this.record(event as FaultEvent);
+    this.flush();
+  }
+
+  /** Counts a fault and remembers who waits for its page; true if the page is newly to be requested. */
+  private record(event: FaultEvent): boolean {
     const now = performance.now();
     const { placer, pageSize, regionAddress } = this.options;
     const page = Math.floor((event.address - regionAddress) / pageSize);
@@ -60,21 +79,18 @@ export class FaultHandler {
       // woke it already on the kernel, a WAKE makes sure on every backend.
       this.figures.lateFaults++;
       this.options.uffd.wake(regionAddress + page * pageSize, pageSize);
-      return;
+      return false;
     }
     const thread = event.threadId ?? ANONYMOUS_THREAD;
     const waiters = this.waiting.get(page);
     if (waiters) {
       this.figures.dedupedFaults++;
       if (!waiters.has(thread)) waiters.set(thread, now);
-      return;
+      return false;
     }
     this.waiting.set(page, new Map<number, number>().set(thread, now));
     this.unsent.push(pageIndex(page));
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(this.flushQueuedRequests);
-    }
+    return true;
   }
 
   // Bound once: the fault path runs it every wake-up, and garbage there is a

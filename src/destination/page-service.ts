@@ -19,7 +19,7 @@ import { loadNative } from '../uffd/native.ts';
 import { FaultHandler } from './fault-handler.ts';
 import type { PageThreadRole } from './fault-thread-messages.ts';
 import { PagePlacer } from './page-placer.ts';
-import type { FaultEvent, PlacementRegion } from './uffd-port.ts';
+import type { PlacementRegion } from './uffd-port.ts';
 
 export interface PageServiceOptions {
   readonly role: PageThreadRole;
@@ -148,9 +148,7 @@ export class PageService {
   // The fault thread's own work: every missing-page fault becomes a request, in the wake-up that read it.
   private readFaults(): void {
     const { uffd, loop, onFailure } = this.options;
-    uffd.on('events', (batch) => {
-      for (const e of batch) if (e.type === 'pagefault' && !(e as FaultEvent).wp) this.faults.handleFault(e as FaultEvent);
-    });
+    uffd.on('events', (batch) => this.faults.handleFaults(batch));
     const source: PollSource = { fd: uffd.descriptor, pollEvents: loadNative().constants.POLLIN, ready: () => uffd.readPending() };
     this.faultSource = source;
     uffd.on('error', (err: Error) => {

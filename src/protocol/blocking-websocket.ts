@@ -13,6 +13,7 @@
 // cost a microsecond per frame on each side of a fault, and here every
 // frame is whole in memory when it is parsed.
 import { EventEmitter } from 'node:events';
+import { PostcopyError } from '../errors.ts';
 import type { PollSource } from '../poll-loop.ts';
 import { loadNative } from '../uffd/native.ts';
 import type { ChannelSocket } from './channel.ts';
@@ -51,13 +52,16 @@ const MAX_HEADER_BYTES = 14;
 // Control frames carry at most this much (RFC 6455 5.5).
 const MAX_CONTROL_PAYLOAD = 125;
 
-/** A frame RFC 6455 (or our size limit) refuses, with the close code that says why. */
-class FrameError extends Error {
+/**
+ * A frame RFC 6455 (or our size limit) refuses, with the close code that
+ * says why, and a stable code as ws's own errors had (the log shows it).
+ */
+class FrameError extends PostcopyError {
   constructor(
     message: string,
-    readonly closeCode: number,
+    readonly closeCode: typeof CLOSE_PROTOCOL_ERROR | typeof CLOSE_TOO_BIG,
   ) {
-    super(`invalid WebSocket frame: ${message}`);
+    super(closeCode === CLOSE_TOO_BIG ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_FRAME', `invalid WebSocket frame: ${message}`);
   }
 }
 

@@ -179,9 +179,12 @@ describe.skipIf(!nativeAvailable())('a page thread socket reading frames from an
     const closed = new Promise<number>((resolve) => server.on('close', (c: number) => resolve(c)));
     const messages: Buffer[] = [];
     server.on('message', (data: Buffer) => messages.push(Buffer.from(data)));
+    const errors: string[] = [];
+    server.on('error', (err: { code?: string }) => errors.push(err.code ?? ''));
     peer.write(bytes);
     expect(await closed).toBe(code);
     expect(messages).toEqual([]);
+    expect(errors).toEqual([code === 1009 ? 'WS_ERR_MESSAGE_TOO_BIG' : 'WS_ERR_INVALID_FRAME']);
     // The close frame the server sent names the same code.
     await until(() => fromServer().length >= 4);
     const frame = fromServer();

@@ -109,10 +109,14 @@ interface TracedFigures {
   quiet: TracedProcess;
   /** Median over floorRounds. */
   floorMedian: Percentiles;
+  /** Processes with pc:vcpu threads that were none of the migrations' destinations: not counted. */
+  unmatched: TracedProcess[];
 }
 
 interface Migration {
   summary: DemoSummary | null;
+  /** Its destination process, from the demo's log: what its traced faults are found by. */
+  destinationPid: number | null;
   error: string | null;
   postcopyPhaseMs: number | null;
   blockedFraction: number | null;
@@ -134,18 +138,33 @@ function medianPercentiles(all: Percentiles[]): Percentiles {
   return { p50: median(all.map((p) => p.p50)), p90: median(all.map((p) => p.p90)), p99: median(all.map((p) => p.p99)), max: median(all.map((p) => p.max)) };
 }
 
+interface DemoRun {
+  summary: DemoSummary;
+  destinationPid: number | null;
+}
+
+/** The destination's pid, from its 'incoming migration' log line (JSON, as logs are off a TTY). */
+function destinationPid(log: string[]): number | null {
+  for (const line of log) {
+    if (!line.startsWith('{')) continue;
+    const entry = JSON.parse(line) as { pid?: number; side?: string; msg?: string };
+    if (entry.side === 'destination' && entry.msg === 'incoming migration' && typeof entry.pid === 'number') return entry.pid;
+  }
+  return null;
+}
+
 /**
  * `postcopy demo --json`, the product's own end-to-end path, in a process
  * group of its own so a timeout also ends the source and destination it started.
  */
-function demo(options: Options): { args: string[]; result: Promise<DemoSummary> } {
+function demo(options: Options): { args: string[]; result: Promise<DemoRun> } {
   const args = [
     'demo', '--json', '--guest', 'memwork', '--ram', String(options.ram),
     '--guest-args', `wss=${options.wss} pattern=random write=100 passes=0`,
     '--mode', 'postcopy', '--after-instructions', String(options.afterInstructions), '--instructions', String(options.instructions),
     ...(options.maxPostcopyBandwidth === undefined ? [] : ['--max-postcopy-bandwidth', String(options.maxPostcopyBandwidth)]),
   ];
-  const result = new Promise<DemoSummary>((resolve, reject) => {
+  const result = new Promise<DemoRun>((resolve, reject) => {
     const child = spawn(process.execPath, [options.bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -167,11 +186,11 @@ function demo(options: Options): { args: string[]; result: Promise<DemoSummary> 
       }
       const out = Buffer.concat(stdout).toString().trim();
       const last = out.split('\n').at(-1) ?? '';
+      const log = Buffer.concat(stderr).toString().trim().split('\n');
       if (!timedOut && last.startsWith('{')) {
-        resolve(JSON.parse(last) as DemoSummary);
+        resolve({ summary: JSON.parse(last) as DemoSummary, destinationPid: destinationPid(log) });
         return;
       }
-      const log = Buffer.concat(stderr).toString().trim().split('\n');
       const errors = log.filter((l) => /"level":(40|50|60)/.test(l) || !l.startsWith('{'));
       const how = timedOut ? `was still running after ${options.timeout} s (killed)` : `exited ${signal ?? code} without figures`;
       // A hang warns of nothing: then where the log stopped says where it hangs.
@@ -219,21 +238,33 @@ function targets(ram: number, bandwidth: Bandwidth, latency: LatencyBasis, migra
 }
 
 /**
- * Pairs the traced processes with the runs: runs are one after another, so
- * the C floor processes in the order they faulted are the floor rounds, then
- * the quiet round, and the destinations are the migrations that took faults.
+ * Pairs the traced processes with the runs: the C floor runs one after
+ * another, so its processes in the order they faulted are the floor rounds,
+ * then the quiet round; each migration's destination is found by its pid.
+ * Any other process whose pc:vcpu threads the trace took for remote faults
+ * is left out, and counted.
  */
 function matchTraced(processes: TracedProcess[], floorRounds: number, migrations: Migration[]): Result['traced'] {
   const c = processes.filter((p) => p.kind === 'c');
   if (c.length !== floorRounds + 1) return { unavailable: `the trace saw ${c.length} C floor runs take faults, not ${floorRounds + 1}` };
-  const faulted = migrations.filter((m) => (m.summary?.postcopyRequests ?? 0) > 0);
-  const destinations = processes.filter((p) => p.kind === 'postcopy');
-  if (destinations.length !== faulted.length) {
-    return { unavailable: `the trace saw ${destinations.length} destinations take faults, not ${faulted.length}` };
+  const byPid = new Map(processes.filter((p) => p.kind === 'postcopy').map((p) => [p.pid, p]));
+  for (const m of migrations) {
+    if ((m.summary?.postcopyRequests ?? 0) === 0) continue;
+    const traced = m.destinationPid === null ? undefined : byPid.get(m.destinationPid);
+    if (!traced) {
+      const which = m.destinationPid === null ? 'a destination whose log named no pid' : `destination ${m.destinationPid}`;
+      return { unavailable: `the trace saw no fault of ${which}, which took ${m.summary!.postcopyRequests} remote faults` };
+    }
+    m.traced = traced;
   }
-  faulted.forEach((m, i) => (m.traced = destinations[i]));
+  const matched = new Set(migrations.map((m) => m.destinationPid));
   const rounds = c.slice(0, -1);
-  return { floorRounds: rounds, quiet: c.at(-1)!, floorMedian: medianPercentiles(rounds.map((r) => r.latencyUs)) };
+  return {
+    floorRounds: rounds,
+    quiet: c.at(-1)!,
+    floorMedian: medianPercentiles(rounds.map((r) => r.latencyUs)),
+    unmatched: [...byPid.values()].filter((p) => !matched.has(p.pid)),
+  };
 }
 
 function table(rows: string[][]): string {
@@ -256,6 +287,7 @@ function tracedFloorLines(traced: Result['traced'], f: Format): string[] {
     `  traced by the kernel (what the fault rows compare), median of the rounds: p50 ${f(traced.floorMedian.p50)}  p90 ${f(traced.floorMedian.p90)}  p99 ${f(traced.floorMedian.p99)}  max ${f(traced.floorMedian.max)}`,
     ...traced.floorRounds.map((t, i) => `    round ${i + 1}: ${tracedLine(t, f)}`),
     `    quiet: ${tracedLine(traced.quiet, f)}`,
+    ...traced.unmatched.map((t) => `  not a destination here, left out: process ${t.pid}, ${tracedLine(t, f)}`),
   ];
 }
 
@@ -344,11 +376,11 @@ async function main(options: Options): Promise<void> {
       const d = demo(options);
       command = `node ${options.bin} ${d.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`;
       try {
-        const m = await d.result;
+        const { summary: m, destinationPid } = await d.result;
         const postcopyPhaseMs = m.totalMs - m.setupMs - (m.downtimeMs ?? 0);
-        migrations.push({ summary: m, error: null, postcopyPhaseMs, blockedFraction: postcopyPhaseMs > 0 ? m.blocktimeMs / postcopyPhaseMs : null });
+        migrations.push({ summary: m, destinationPid, error: null, postcopyPhaseMs, blockedFraction: postcopyPhaseMs > 0 ? m.blocktimeMs / postcopyPhaseMs : null });
       } catch (err) {
-        migrations.push({ summary: null, error: (err as Error).message, postcopyPhaseMs: null, blockedFraction: null });
+        migrations.push({ summary: null, destinationPid: null, error: (err as Error).message, postcopyPhaseMs: null, blockedFraction: null });
       }
       await measureFloors(`after migration ${i + 1}`);
     }

@@ -71,20 +71,25 @@ function isValidCloseCode(code: number): boolean {
 }
 
 /**
- * An RFC 6455 frame header for a payload of `length` bytes, which follows it
- * unchanged. Client frames are masked with zeros, as in connect.ts: masking
- * is for browsers' sake, and a zero mask leaves the payload as it is, so a
- * frame's payload may be written straight from guest RAM, in parts, with no
- * copy (ws's Sender.frame takes one contiguous payload).
+ * Writes an RFC 6455 frame header for a payload of `length` bytes, which
+ * follows it unchanged, at the start of `into`; returns its length. Client
+ * frames are masked with zeros, as in connect.ts: masking is for browsers'
+ * sake, and a zero mask leaves the payload as it is, so a frame's payload may
+ * be written straight from guest RAM, in parts, with no copy (ws's
+ * Sender.frame takes one contiguous payload).
  */
-function frameHeader(opcode: number, length: number, mask: boolean): Buffer {
+function writeFrameHeader(into: Buffer, opcode: number, length: number, mask: boolean): number {
   const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
-  const header = Buffer.alloc(2 + lengthBytes + (mask ? 4 : 0));
-  header[0] = 0x80 | opcode;
-  header[1] = (mask ? 0x80 : 0) | (lengthBytes === 0 ? length : lengthBytes === 2 ? 126 : 127);
-  if (lengthBytes === 2) header.writeUInt16BE(length, 2);
-  else if (lengthBytes === 8) header.writeUIntBE(length, 4, 6);
-  return header;
+  into[0] = 0x80 | opcode;
+  into[1] = (mask ? 0x80 : 0) | (lengthBytes === 0 ? length : lengthBytes === 2 ? 126 : 127);
+  if (lengthBytes === 2) into.writeUInt16BE(length, 2);
+  else if (lengthBytes === 8) {
+    into.writeUInt16BE(0, 2);
+    into.writeUIntBE(length, 4, 6);
+  }
+  const bytes = 2 + lengthBytes;
+  if (mask) into.writeUInt32BE(0, bytes);
+  return bytes + (mask ? 4 : 0);
 }
 
 function closeBody(code: number | undefined, reason: string): Buffer {
@@ -142,6 +147,13 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   private closeCode = 1006;
   private closeReason = Buffer.alloc(0);
   private closeTimer: NodeJS.Timeout | undefined;
+  // A frame's header is written here and, when the whole frame is written at
+  // once (the usual case), never leaves: a buffer per header was a malloc per
+  // frame on each side of a fault. headers[n] is its first n bytes.
+  private readonly header = Buffer.allocUnsafeSlow(MAX_HEADER_BYTES);
+  private readonly headers = Array.from({ length: MAX_HEADER_BYTES + 1 }, (_, n) => this.header.subarray(0, n));
+  /** The chunks of the frame being written directly, reused. */
+  private readonly iov: Uint8Array[] = [];
 
   constructor(options: BlockingWebSocketOptions) {
     super();
@@ -384,11 +396,30 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       cb?.(new Error("the channel's socket is closed"));
       return;
     }
-    const header = frameHeader(opcode, length, this.mask);
+    const header = this.headers[writeFrameHeader(this.header, opcode, length, this.mask)];
     const bytes = header.length + length;
-    this.queue.push({ chunks: [header, ...parts], bytes, cb });
-    this.queuedBytes += bytes;
-    if (this.queue.length === 1) this.flush();
+    let written = 0;
+    let errno = 0;
+    if (this.queue.length === 0) {
+      const iov = this.iov;
+      iov.length = 0;
+      iov.push(header);
+      for (const part of parts) iov.push(part);
+      const n = this.native.writev(this.fd, iov);
+      iov.length = 0;
+      if (n === bytes) {
+        cb?.();
+        return;
+      }
+      if (n > 0) written = n;
+      else if (n !== -this.native.constants.EAGAIN && n !== -this.native.constants.EINTR) errno = -n;
+    }
+    // The rest waits for POLLOUT, its header out of the buffer the next frame reuses.
+    const chunks = [Buffer.from(header), ...parts];
+    this.queue.push({ chunks: written > 0 ? dropBytes(chunks, written) : chunks, bytes: bytes - written, cb });
+    this.queuedBytes += bytes - written;
+    // Failing finishes the socket, which fails the frame's callback with the rest of the queue.
+    if (errno !== 0) this.writeFailed(-errno);
   }
 
   // Writes queued frames until the socket is full; each callback fires once its whole frame is written.
@@ -398,7 +429,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       const n = this.native.writev(this.fd, head.chunks);
       if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
       if (n < 0) {
-        this.fail(Object.assign(new Error(`writing the channel's socket failed: errno ${-n}`), { errno: -n }));
+        this.writeFailed(n);
         return;
       }
       this.queuedBytes -= n;
@@ -410,6 +441,10 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       this.queue.shift();
       head.cb?.();
     }
+  }
+
+  private writeFailed(n: number): void {
+    this.fail(Object.assign(new Error(`writing the channel's socket failed: errno ${-n}`), { errno: -n }));
   }
 
   private fail(err: Error, closeCode?: number): void {

@@ -78,6 +78,24 @@ describe.skipIf(!nativeAvailable())('a page thread socket writing frames in part
     expect(sender.bufferedAmount).toBe(0);
   });
 
+  it('keeps the header of each frame queued behind a full socket its own', async () => {
+    const { client, server } = pair();
+    // The first fills the socket; each one after it waits, its header written before the next is built.
+    const lengths = [3 * 1024 * 1024, 1, 126, 65536, 0, 125, 70000];
+    const received: number[] = [];
+    const all = new Promise<void>((resolve) =>
+      server.on('message', (data: Buffer) => {
+        received.push(data.length);
+        if (received.length === lengths.length) resolve();
+      }),
+    );
+    for (const [i, length] of lengths.entries()) client.sendParts(parts(length, i));
+    expect(client.bufferedAmount).toBeGreaterThan(0);
+    await all;
+    expect(received).toEqual(lengths);
+    // A header that was overwritten desynchronizes the stream: the reader then waits for bytes that never come.
+  }, 30_000);
+
   it('reads frames into its slabs whole: past the first, no frame starts in one slab and ends in the next', async () => {
     const { client, server } = pair();
     // Bulk frames of a 64-page run, and their pages' bytes, many slabs' worth.

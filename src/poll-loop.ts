@@ -25,19 +25,6 @@ export interface PollSource {
 
 // Timers in this thread run at least this often, even when nothing is ready.
 const MAX_SLEEP_MS = 100;
-// After a wake-up that served a descriptor, the next poll is made from a
-// microtask instead of a turn of libuv's loop. A fault's threads wake one
-// another onto the same core, so whatever a thread does between its last
-// syscall and its next sleep, the next thread of the chain waits for: after
-// UFFDIO_COPY, the vCPU. That turn (an epoll_wait, the immediate queue) was
-// most of it: from the copy to the next poll took 1.2-1.4 µs on average, 0.4
-// through a microtask. Microtasks the handlers queued still run first (the
-// queue is FIFO). libuv gets its turn as soon as its own descriptor is ready
-// (a message, termination), when a poll this short finds nothing, and after a
-// streak this long, which is as late as a setImmediate, a timer or a nextTick
-// of the thread's may run while descriptors keep it busy.
-const HOT_SLEEP_MS = 1;
-const HOT_STREAK_MS = 2;
 
 export class PollLoop {
   /**
@@ -48,8 +35,6 @@ export class PollLoop {
   private sources: readonly PollSource[] = [];
   private readonly loopFd: number;
   private scheduled = false;
-  /** When libuv last had a turn: a hot streak ends HOT_STREAK_MS after it. */
-  private streakStart = 0;
   private set = new Int32Array(0);
   /** Work for later(), in no order; ascending `due` would be a heap for the one or two a thread has. */
   private tasks: { readonly due: number; readonly run: () => void }[] = [];
@@ -85,15 +70,6 @@ export class PollLoop {
 
   private readonly iterate = (): void => {
     this.scheduled = false;
-    this.streakStart = performance.now();
-    this.turn(this.sleepMs());
-  };
-
-  private readonly hotTurn = (): void => {
-    this.turn(Math.min(HOT_SLEEP_MS, this.sleepMs()));
-  };
-
-  private turn(timeoutMs: number): void {
     const sources = this.sources;
     if (sources.length === 0 && this.tasks.length === 0) return;
     const { POLLIN, EINTR } = this.native.constants;
@@ -106,7 +82,7 @@ export class PollLoop {
       set[(i + 1) * 3] = sources[i].fd;
       set[(i + 1) * 3 + 1] = sources[i].pollEvents;
     }
-    const rc = this.native.poll(set, timeoutMs);
+    const rc = this.native.poll(set, this.sleepMs());
     if (rc < 0 && rc !== -EINTR) {
       // Only a bad descriptor set gets here; a source that closed its fd must remove itself first.
       this.log.error({ errno: -rc }, 'poll failed on the fault path; waiting on the event loop instead');
@@ -118,9 +94,8 @@ export class PollLoop {
     this.runDueTasks();
     // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
     if (rc < 0 && rc !== -EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);
-    else if (rc > 0 && set[2] === 0 && !this.scheduled && performance.now() - this.streakStart < HOT_STREAK_MS) queueMicrotask(this.hotTurn);
     else this.schedule();
-  }
+  };
 
   private sleepMs(): number {
     let ms = MAX_SLEEP_MS;

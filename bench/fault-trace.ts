@@ -68,16 +68,20 @@ tracepoint:sched:sched_switch
   $t = args->next_pid;
   $p = @tgid[$t];
   $now = nsecs;
-  $total = ($now - @fault[$t]) / 1000;
-  $run = ($now - @woken[$t]) / 1000;
-  if (@first[$p] == 0) {
-    @first[$p] = @fault[$t];
-    @postcopy[$p] = strncmp(args->next_comm, "pc:", 3) == 0 ? 1 : 0;
+  // A wake-up whose fault was forgotten meanwhile has nothing to be timed
+  // from; timed from 0 it made a "process 0" with one fault of 13 hours.
+  if ($p != 0 && @fault[$t] != 0) {
+    $total = ($now - @fault[$t]) / 1000;
+    $run = ($now - @woken[$t]) / 1000;
+    if (@first[$p] == 0) {
+      @first[$p] = @fault[$t];
+      @postcopy[$p] = strncmp(args->next_comm, "pc:", 3) == 0 ? 1 : 0;
+    }
+    @total[$p, ${bucketOf('$total')}] = count();
+    @run[$p, ${bucketOf('$run')}] = count();
+    @max[$p] = max($total);
+    @runmax[$p] = max($run);
   }
-  @total[$p, ${bucketOf('$total')}] = count();
-  @run[$p, ${bucketOf('$run')}] = count();
-  @max[$p] = max($total);
-  @runmax[$p] = max($run);
   delete(@fault[$t]); delete(@woken[$t]); delete(@tgid[$t]);
 }
 

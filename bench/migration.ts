@@ -146,8 +146,13 @@ interface DemoRun {
 /** The destination's pid, from its 'incoming migration' log line (JSON, as logs are off a TTY). */
 function destinationPid(log: string[]): number | null {
   for (const line of log) {
-    if (!line.startsWith('{')) continue;
-    const entry = JSON.parse(line) as { pid?: number; side?: string; msg?: string };
+    if (!line.includes('"incoming migration"')) continue;
+    let entry: { pid?: number; side?: string; msg?: string };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue; // a line cut short: the pid is then not known, and the report says so
+    }
     if (entry.side === 'destination' && entry.msg === 'incoming migration' && typeof entry.pid === 'number') return entry.pid;
   }
   return null;

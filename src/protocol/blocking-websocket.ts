@@ -152,8 +152,6 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   // frame on each side of a fault. headers[n] is its first n bytes.
   private readonly header = Buffer.allocUnsafeSlow(MAX_HEADER_BYTES);
   private readonly headers = Array.from({ length: MAX_HEADER_BYTES + 1 }, (_, n) => this.header.subarray(0, n));
-  /** The chunks of the frame being written directly, reused. */
-  private readonly iov: Uint8Array[] = [];
 
   constructor(options: BlockingWebSocketOptions) {
     super();
@@ -401,12 +399,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     let written = 0;
     let errno = 0;
     if (this.queue.length === 0) {
-      const iov = this.iov;
-      iov.length = 0;
-      iov.push(header);
-      for (const part of parts) iov.push(part);
-      const n = this.native.writev(this.fd, iov);
-      iov.length = 0;
+      const n = this.native.writev(this.fd, parts.length === 1 ? [header, parts[0]] : parts.length === 2 ? [header, parts[0], parts[1]] : [header, ...parts]);
       if (n === bytes) {
         cb?.();
         return;

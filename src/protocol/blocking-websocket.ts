@@ -399,6 +399,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     let written = 0;
     let errno = 0;
     if (this.queue.length === 0) {
+      // A literal per frame: emptying a reused array (length = 0) is a call into V8's runtime, twice per frame.
       const n = this.native.writev(this.fd, parts.length === 1 ? [header, parts[0]] : parts.length === 2 ? [header, parts[0], parts[1]] : [header, ...parts]);
       if (n === bytes) {
         cb?.();

@@ -399,8 +399,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     let written = 0;
     let errno = 0;
     if (this.queue.length === 0) {
-      // A literal per frame: emptying a reused array (length = 0) is a call into V8's runtime, twice per frame.
-      const n = this.native.writev(this.fd, parts.length === 1 ? [header, parts[0]] : parts.length === 2 ? [header, parts[0], parts[1]] : [header, ...parts]);
+      const n = parts.length === 1 ? this.native.writev(this.fd, header, parts[0]) : parts.length === 2 ? this.native.writev(this.fd, header, parts[0], parts[1]) : this.native.writev(this.fd, header, ...parts);
       if (n === bytes) {
         cb?.();
         return;
@@ -420,7 +419,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   private flush(): void {
     while (this.queue.length > 0) {
       const head = this.queue[0];
-      const n = this.native.writev(this.fd, head.chunks);
+      const n = this.native.writev(this.fd, ...head.chunks);
       if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
       if (n < 0) {
         this.writeFailed(n);

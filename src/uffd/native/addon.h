@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define MAX_ARGS 6
+/* writev: its fd and up to 8 chunks (napi reports a longer call by its count). */
+#define MAX_ARGS 9
 
 /* Bails out of the calling export with NULL (a pending JS exception). */
 #define CHECK(expr)                                                            \

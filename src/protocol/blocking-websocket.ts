@@ -399,6 +399,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
     let written = 0;
     let errno = 0;
     if (this.queue.length === 0) {
+      // One and two parts (a request, a page frame) spelled out: a spread call was 30-90 ns slower per frame.
       const n = parts.length === 1 ? this.native.writev(this.fd, header, parts[0]) : parts.length === 2 ? this.native.writev(this.fd, header, parts[0], parts[1]) : this.native.writev(this.fd, header, ...parts);
       if (n === bytes) {
         cb?.();

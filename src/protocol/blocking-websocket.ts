@@ -236,7 +236,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
       free = this.slab.length - this.slabUsed;
     }
     const limit = Math.max(needed, free - room);
-    const n = this.native.readBytes(this.fd, this.slab.subarray(this.slabUsed, this.slabUsed + limit));
+    const n = this.native.readBytes(this.fd, this.slab, this.slabUsed, limit);
     if (n === -this.native.constants.EAGAIN || n === -this.native.constants.EINTR) return;
     if (n < 0) {
       this.fail(Object.assign(new Error(`reading the channel's socket failed: errno ${-n}`), { errno: -n }));

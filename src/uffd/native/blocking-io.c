@@ -47,16 +47,25 @@ static napi_value do_poll(napi_env env, napi_callback_info info) {
   return count_or_errno(env, rc);
 }
 
-/* read(2) into buffer: bytes read, 0 at end of stream, or -errno (-EAGAIN when nothing is there). */
+/* read(2) into [offset, offset + length) of buffer: bytes read, 0 at end of
+ * stream, or -errno (-EAGAIN when nothing is there). The range is passed
+ * rather than a view of it, which would be an object made for every read. */
 static napi_value read_bytes(napi_env env, napi_callback_info info) {
   args_t a;
   int fd;
   void *buf;
   size_t len;
-  CHECK(args_get(env, info, "readBytes(fd: number, buffer: Uint8Array)", 2, &a));
+  uint64_t offset, length;
+  CHECK(args_get(env, info, "readBytes(fd: number, buffer: Uint8Array, offset: number, length: number)", 4, &a));
   CHECK(arg_fd(&a, 0, &fd));
   CHECK(arg_bytes(&a, 1, &buf, &len));
-  return count_or_errno(env, read(fd, buf, len));
+  CHECK(arg_u64(&a, 2, &offset));
+  CHECK(arg_u64(&a, 3, &length));
+  if (offset > len || length > len - offset) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readBytes: [offset, offset + length) is outside the buffer");
+    return NULL;
+  }
+  return count_or_errno(env, read(fd, (char *)buf + offset, length));
 }
 
 /* writev(2) of the 1 to 8 chunks passed after the fd, as separate arguments:

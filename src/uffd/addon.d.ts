@@ -97,7 +97,7 @@ export interface NativeAddon {
   loopFd(): number;
   /** poll(2) over `set`, [fd, events, revents] triples (revents written back): ready count or -errno. */
   poll(set: Int32Array, timeoutMs: number): number;
-  /** read(2): bytes read, 0 at end of stream, or -errno (-EAGAIN: nothing there yet). */
+  /** read(2) into [offset, offset + length) of `buffer` (RangeError outside it): bytes read, 0 at end of stream, or -errno (-EAGAIN: nothing there yet). */
   readBytes(fd: number, buffer: Uint8Array, offset: number, length: number): number;
   /** writev(2) of 1 to 8 chunks, passed as arguments: bytes written, possibly fewer than all, or -errno. */
   writev(fd: number, ...chunks: readonly Uint8Array[]): number;

@@ -99,6 +99,8 @@ export class PollLoop {
 
   private sleepMs(): number {
     let ms = MAX_SLEEP_MS;
+    // The fault path's threads have no tasks: no clock read for them, it was 0.2 µs of every wake-up.
+    if (this.tasks.length === 0) return ms;
     const now = performance.now();
     for (const task of this.tasks) ms = Math.min(ms, Math.max(0, Math.ceil(task.due - now)));
     return ms;

@@ -25,6 +25,9 @@ export interface PollSource {
 
 // Timers in this thread run at least this often, even when nothing is ready.
 const MAX_SLEEP_MS = 100;
+// How long an awaited answer may hold off libuv's turn (awaitAnswer()); a
+// fault's answer takes tens of microseconds.
+const ANSWER_WAIT_MS = 1;
 
 export class PollLoop {
   /**
@@ -35,6 +38,7 @@ export class PollLoop {
   private sources: readonly PollSource[] = [];
   private readonly loopFd: number;
   private scheduled = false;
+  private answerDue = false;
   private set = new Int32Array(0);
   /** Work for later(), in no order; ascending `due` would be a heap for the one or two a thread has. */
   private tasks: { readonly due: number; readonly run: () => void }[] = [];
@@ -68,10 +72,34 @@ export class PollLoop {
     setImmediate(this.iterate);
   }
 
+  /**
+   * A request just went out on one of this loop's descriptors: its answer is
+   * polled for before libuv's turn, for at most ANSWER_WAIT_MS. A fault's
+   * threads wake one another onto one core, so a libuv turn between the
+   * request and the sleep was a turn the thread answering it waited for.
+   */
+  awaitAnswer(): void {
+    this.answerDue = true;
+  }
+
   private readonly iterate = (): void => {
     this.scheduled = false;
+    if (this.sources.length === 0 && this.tasks.length === 0) return;
+    this.answerDue = false;
+    let rc = this.pollOnce(this.sleepMs());
+    // Not when libuv's own descriptor is ready: its work waits for no answer.
+    if (this.answerDue && rc > 0 && this.set[2] === 0) {
+      this.answerDue = false;
+      rc = this.pollOnce(Math.min(ANSWER_WAIT_MS, this.sleepMs()));
+    }
+    // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
+    if (rc < 0 && rc !== -this.native.constants.EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);
+    else this.schedule();
+  };
+
+  /** One poll and the work it finds; returns poll's result. */
+  private pollOnce(timeoutMs: number): number {
     const sources = this.sources;
-    if (sources.length === 0 && this.tasks.length === 0) return;
     const { POLLIN, EINTR } = this.native.constants;
     const length = (sources.length + 1) * 3;
     if (this.set.length !== length) this.set = new Int32Array(length);
@@ -82,7 +110,7 @@ export class PollLoop {
       set[(i + 1) * 3] = sources[i].fd;
       set[(i + 1) * 3 + 1] = sources[i].pollEvents;
     }
-    const rc = this.native.poll(set, this.sleepMs());
+    const rc = this.native.poll(set, timeoutMs);
     if (rc < 0 && rc !== -EINTR) {
       // Only a bad descriptor set gets here; a source that closed its fd must remove itself first.
       this.log.error({ errno: -rc }, 'poll failed on the fault path; waiting on the event loop instead');
@@ -92,10 +120,8 @@ export class PollLoop {
       if (revents !== 0 && this.sources.includes(sources[i])) sources[i].ready(revents);
     }
     this.runDueTasks();
-    // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
-    if (rc < 0 && rc !== -EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);
-    else this.schedule();
-  };
+    return rc;
+  }
 
   private sleepMs(): number {
     let ms = MAX_SLEEP_MS;

@@ -99,6 +99,7 @@ export class PageService {
         // A bulk thread is never given faults, and its channel carries no requests.
         if (role !== 'faults' || this.state !== 'postcopy-active' || !this.served?.open) return false;
         this.served.send({ type: 'page-request', pages });
+        options.loop.awaitAnswer();
         return true;
       },
     });

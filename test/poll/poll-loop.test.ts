@@ -1,7 +1,9 @@
 // A page thread's poll loop (poll-loop.ts) sleeps in poll(2), where neither
 // a due timer nor a setImmediate wakes it: work of the thread's own goes
-// through later(), which must keep the poll from sleeping past it.
-import { afterEach, describe, expect, it } from 'vitest';
+// through later(), which must keep the poll from sleeping past it. After a
+// request goes out, its answer is polled for before libuv's turn, and only
+// briefly.
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PollLoop, type PollSource } from '../../src/poll-loop.ts';
 import { loadNative, nativeAvailable } from '../../src/uffd/native.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
@@ -65,5 +67,73 @@ describe.skipIf(!nativeAvailable())('the poll loop', () => {
       }, 5);
     });
     expect(ran).toBe(2);
+  });
+
+  /**
+   * A loop over one end of a socket pair whose every poll (with its timeout)
+   * and every wake-up of the source is recorded in `events`; `onReady` runs
+   * on each wake-up after its byte is read.
+   */
+  function requestingLoop(onReady: (loop: PollLoop, peer: number, wakeUps: number) => void): { events: string[]; peer: number } {
+    const events: string[] = [];
+    const poll = (set: Int32Array, timeoutMs: number): number => {
+      events.push(`poll ${timeoutMs}`);
+      return native!.poll(set, timeoutMs);
+    };
+    const loop = new PollLoop(log, { poll, loopFd: () => native!.loopFd(), constants: native!.constants });
+    const [a, b] = native!.socketPair();
+    const byte = Buffer.alloc(1);
+    let wakeUps = 0;
+    const source: PollSource = {
+      fd: a,
+      pollEvents: native!.constants.POLLIN,
+      ready: () => {
+        native!.readBytes(a, byte, 0, 1);
+        events.push('ready');
+        onReady(loop, b, ++wakeUps);
+      },
+    };
+    loop.add(source);
+    cleanup.push(() => {
+      loop.remove(source);
+      native!.close(a);
+      native!.close(b);
+    });
+    return { events, peer: b };
+  }
+
+  const libuvTurn = (events: string[]): Promise<void> =>
+    new Promise((resolve) =>
+      setImmediate(() => {
+        events.push('libuv turn');
+        resolve();
+      }),
+    );
+
+  it('serves an awaited answer that comes in time before libuv gets its turn', async () => {
+    let turn: Promise<void> | undefined;
+    const { events, peer } = requestingLoop((loop, b, wakeUps) => {
+      if (wakeUps !== 1) return;
+      loop.awaitAnswer();
+      turn = libuvTurn(events);
+      native!.writev(b, Buffer.from([2]));
+    });
+    native!.writev(peer, Buffer.from([1]));
+    await vi.waitFor(() => expect(turn).toBeDefined());
+    await turn;
+    expect(events.slice(0, 5)).toEqual(['poll 100', 'ready', 'poll 1', 'ready', 'libuv turn']);
+  });
+
+  it('waits for an awaited answer 1 ms at most before libuv gets its turn', async () => {
+    let turn: Promise<void> | undefined;
+    const { events, peer } = requestingLoop((loop, _b, wakeUps) => {
+      if (wakeUps !== 1) return;
+      loop.awaitAnswer();
+      turn = libuvTurn(events);
+    });
+    native!.writev(peer, Buffer.from([1]));
+    await vi.waitFor(() => expect(turn).toBeDefined());
+    await turn;
+    expect(events.slice(0, 4)).toEqual(['poll 100', 'ready', 'poll 1', 'libuv turn']);
   });
 });

@@ -25,9 +25,6 @@ export interface PollSource {
 
 // Timers in this thread run at least this often, even when nothing is ready.
 const MAX_SLEEP_MS = 100;
-// How long an awaited answer may hold off libuv's turn (awaitAnswer()); a
-// fault's answer takes tens of microseconds.
-const ANSWER_WAIT_MS = 1;
 
 export class PollLoop {
   /**
@@ -74,9 +71,14 @@ export class PollLoop {
 
   /**
    * A request just went out on one of this loop's descriptors: its answer is
-   * polled for before libuv's turn, for at most ANSWER_WAIT_MS. A fault's
-   * threads wake one another onto one core, so a libuv turn between the
-   * request and the sleep was a turn the thread answering it waited for.
+   * polled for before libuv's turn. A fault's threads wake one another onto
+   * one core, so a libuv turn between the request and the sleep was a turn
+   * the thread answering it waited for. That poll sleeps as long as any
+   * other (an answer takes tens of microseconds, and libuv's own descriptor
+   * still wakes it): a shorter timeout arms a timer that is the core's
+   * next, and reprogramming it costs a VM exit on each side of the sleep
+   * (C, two threads ping-ponging over poll(2): 10.5 µs a round trip with a
+   * 100 ms timeout, 11.6 with 1 ms). With 1 ms here, faults were 2-3 µs slower.
    */
   awaitAnswer(): void {
     this.answerDue = true;
@@ -90,7 +92,7 @@ export class PollLoop {
     // Not when libuv's own descriptor is ready: its work waits for no answer.
     if (this.answerDue && rc > 0 && this.set[2] === 0) {
       this.answerDue = false;
-      rc = this.pollOnce(Math.min(ANSWER_WAIT_MS, this.sleepMs()));
+      rc = this.pollOnce(this.sleepMs());
     }
     // Always through the event loop, so its work (and this thread's termination) never waits for a fault.
     if (rc < 0 && rc !== -this.native.constants.EINTR) setTimeout(() => this.schedule(), MAX_SLEEP_MS);

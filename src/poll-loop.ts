@@ -23,7 +23,8 @@ export interface PollSource {
   ready(revents: number): void;
 }
 
-// Timers in this thread run at least this often, even when nothing is ready.
+// Timers in this thread run at least this often, even when nothing is ready
+// (twice this at worst when a poll that woke sent a request: awaitAnswer()).
 const MAX_SLEEP_MS = 100;
 
 export class PollLoop {

@@ -80,6 +80,10 @@ export class PollLoop {
    * next, and reprogramming it costs a VM exit on each side of the sleep
    * (C, two threads ping-ponging over poll(2): 10.5 µs a round trip with a
    * 100 ms timeout, 11.6 with 1 ms). With 1 ms here, faults were 2-3 µs slower.
+   * Promise callbacks, immediates and timers queued before this wait for
+   * that poll: only for an answer no JavaScript on this thread must produce.
+   * Called after each page placed too, the fault path rehearsal (whose next
+   * touch follows a promise) took 100 ms a round trip and never finished.
    */
   awaitAnswer(): void {
     this.answerDue = true;

@@ -21,16 +21,21 @@ import { existsSync } from 'node:fs';
 import type { Percentiles } from './c-programs.ts';
 
 /**
- * Histogram buckets, in µs: 1 µs wide below 1 ms, 10 µs to 10 ms, 500 µs to
- * 100 ms, then one open bucket for the rest. `first` is a range's first index.
- * Fine below 1 ms because on a fast host the C floor's median is near 10 µs,
- * where a 5 µs bucket would move a ratio by a quarter.
+ * Histogram buckets, in ticks of 100 ns: 0.1 µs wide below 100 µs, 1 µs to
+ * 1 ms, 10 µs to 10 ms, 500 µs to 100 ms, then one open bucket for the rest.
+ * `first` is a range's first index. Fine below 100 µs because on a fast host
+ * the C floor's median is near 10 µs and postcopy's near 20: with 1 µs
+ * buckets a run's p50 moved in steps of 5% of the 2× target, and changes of
+ * 1 µs went unresolved.
  */
+const TICK_NS = 100;
+const TICKS_PER_US = 1000 / TICK_NS;
 const BUCKETS = [
   { from: 0, width: 1 },
   { from: 1000, width: 10 },
-  { from: 10_000, width: 500 },
-  { from: 100_000, width: Infinity },
+  { from: 10_000, width: 100 },
+  { from: 100_000, width: 5000 },
+  { from: 1_000_000, width: Infinity },
 ].reduce<{ from: number; width: number; first: number }[]>((all, b, i) => {
   const prev = all[i - 1];
   return [...all, { ...b, first: prev ? prev.first + (b.from - prev.from) / prev.width : 0 }];
@@ -71,8 +76,8 @@ tracepoint:sched:sched_switch
   // A wake-up whose fault was forgotten meanwhile has nothing to be timed
   // from; timed from 0 it made a "process 0" with one fault of 13 hours.
   if ($p != 0 && @fault[$t] != 0) {
-    $total = ($now - @fault[$t]) / 1000;
-    $run = ($now - @woken[$t]) / 1000;
+    $total = ($now - @fault[$t]) / ${TICK_NS};
+    $run = ($now - @woken[$t]) / ${TICK_NS};
     if (@first[$p] == 0) {
       @first[$p] = @fault[$t];
       @postcopy[$p] = strncmp(args->next_comm, "pc:", 3) == 0 ? 1 : 0;
@@ -100,7 +105,7 @@ export interface TracedProcess {
   /** 'postcopy' (pc:vcpu-N threads) or 'c' (the C floor's toucher). */
   kind: 'postcopy' | 'c';
   faults: number;
-  /** Touch → running again, µs (bucket midpoints; max exact). */
+  /** Touch → running again, µs (bucket midpoints; max to 0.1 µs). */
   latencyUs: Percentiles;
   /** Woken by the page's placement → running: the wait for a core. */
   runUs: Percentiles;
@@ -201,7 +206,7 @@ function tracedProcesses(lines: string[]): TracedProcess[] {
   return [...first.entries()]
     .sort((a, b) => a[1] - b[1])
     .map(([pid]) => {
-      const max = (name: string): number => scalar.get(name)?.get(pid) ?? 0;
+      const max = (name: string): number => (scalar.get(name)?.get(pid) ?? 0) / TICKS_PER_US;
       const total = histogram.get('total')?.get(pid) ?? new Map<number, number>();
       const run = histogram.get('run')?.get(pid) ?? new Map<number, number>();
       return {
@@ -214,11 +219,11 @@ function tracedProcesses(lines: string[]): TracedProcess[] {
     });
 }
 
-/** The midpoint of a histogram bucket, in µs; the open last bucket reads as `max`. */
+/** The midpoint of a histogram bucket, in µs; the open last bucket reads as `max` (µs). */
 export function bucketValue(index: number, max: number): number {
   const range = [...BUCKETS].reverse().find((b) => index >= b.first)!;
   if (range.width === Infinity) return max;
-  return range.from + (index - range.first) * range.width + range.width / 2;
+  return (range.from + (index - range.first) * range.width + range.width / 2) / TICKS_PER_US;
 }
 
 /**

@@ -11,21 +11,24 @@ import { bucketValue, percentilesOfBuckets, startFaultTrace } from '../../bench/
 const FAULTS = 300;
 
 describe('fault-trace histograms', () => {
-  it('read each bucket as its midpoint: 1 µs wide below 1 ms, 10 µs to 10 ms, 500 µs to 100 ms', () => {
-    expect(bucketValue(0, 9)).toBe(0.5);
-    expect(bucketValue(999, 9999)).toBe(999.5);
-    expect(bucketValue(1000, 9999)).toBe(1005);
-    expect(bucketValue(1899, 99999)).toBe(9995);
-    expect(bucketValue(1900, 99999)).toBe(10250);
-    expect(bucketValue(2079, 99999)).toBe(99750);
-    expect(bucketValue(2080, 123456)).toBe(123456);
+  it('read each bucket as its midpoint: 0.1 µs wide below 100 µs, 1 µs to 1 ms, 10 µs to 10 ms, 500 µs to 100 ms', () => {
+    expect(bucketValue(0, 9)).toBeCloseTo(0.05, 9);
+    expect(bucketValue(195, 99)).toBeCloseTo(19.55, 9);
+    expect(bucketValue(999, 999)).toBeCloseTo(99.95, 9);
+    expect(bucketValue(1000, 9999)).toBe(100.5);
+    expect(bucketValue(1899, 9999)).toBe(999.5);
+    expect(bucketValue(1900, 99999)).toBe(1005);
+    expect(bucketValue(2799, 99999)).toBe(9995);
+    expect(bucketValue(2800, 99999)).toBe(10250);
+    expect(bucketValue(2979, 99999)).toBe(99750);
+    expect(bucketValue(2980, 123456)).toBe(123456);
   });
 
   it('take nearest-rank percentiles over the counts, never above the exact max', () => {
-    // 98 faults in [100, 101) µs, one in [1000, 1010), one at 20 ms exactly.
-    const counts = new Map([[100, 98], [1000, 1], [1920, 1]]);
-    expect(percentilesOfBuckets(counts, 20_000)).toEqual({ p50: 100.5, p90: 100.5, p99: 1005, max: 20_000 });
-    expect(percentilesOfBuckets(new Map([[100, 1]]), 100.2)).toEqual({ p50: 100.2, p90: 100.2, p99: 100.2, max: 100.2 });
+    // 98 faults in [10.0, 10.1) µs, one in [1000, 1010), one at 20 ms exactly.
+    const counts = new Map([[100, 98], [1900, 1], [2820, 1]]);
+    expect(percentilesOfBuckets(counts, 20_000)).toEqual({ p50: 10.05, p90: 10.05, p99: 1005, max: 20_000 });
+    expect(percentilesOfBuckets(new Map([[100, 1]]), 10.02)).toEqual({ p50: 10.02, p90: 10.02, p99: 10.02, max: 10.02 });
     expect(percentilesOfBuckets(new Map(), 0)).toEqual({ p50: 0, p90: 0, p99: 0, max: 0 });
   });
 });

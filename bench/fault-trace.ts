@@ -41,6 +41,9 @@ const BUCKETS = [
   return [...all, { ...b, first: prev ? prev.first + (b.from - prev.from) / prev.width : 0 }];
 }, []);
 
+/** Buckets in all: the open last one's index, plus one. */
+const BUCKET_COUNT = BUCKETS.at(-1)!.first + 1;
+
 /** The program's expression for the bucket index of `v`, from the same table. */
 const bucketOf = (v: string): string =>
   BUCKETS.slice(0, -1).reduceRight(
@@ -126,8 +129,11 @@ export async function startFaultTrace(): Promise<FaultTrace | { unavailable: str
   // Closing its input ends cat, and with it the trace.
   const child = spawn('bpftrace', ['--no-warnings', '-e', PROGRAM, '-c', '/bin/cat'], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    // A key per (process, bucket) in @total and @run: the default 4096 is a few runs' worth.
-    env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' },
+    // A key per (process, bucket) in @total and @run, up to BUCKET_COUNT each:
+    // room for every bucket of 40 processes (the default bench traces 12: 3
+    // migrations, 8 floor rounds, the quiet floor). 65,536 keys, enough for
+    // 1 µs buckets, would hold 11 such processes of 0.1 µs ones.
+    env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(40 * 2 * BUCKET_COUNT) },
   });
   child.stdin.on('error', () => undefined);
   child.stdin.write(`${READY}\n`);

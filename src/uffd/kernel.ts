@@ -67,6 +67,15 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   private readonly poll: PollHandle | undefined;
   private watching: boolean;
   private fd: number;
+  /**
+   * features.threadId, read on every wake-up. Not through `features`: a
+   * fault thread's comes through postMessage, a structured clone whose shape
+   * is not the literal's its rehearsal read, and V8 threw away the whole
+   * compiled fault path at a migration's first fault (a wrong-map deopt in
+   * readPending), then spent tens of milliseconds of the helper threads'
+   * time in postcopy compiling it again.
+   */
+  private readonly threadIds: boolean;
 
   constructor(
     fd: number,
@@ -78,6 +87,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   ) {
     super();
     this.fd = fd;
+    this.threadIds = features.threadId;
     this.handlesKernelFaults = path !== 'syscall-user-mode-only';
     this.watching = options.watch !== false;
     if (this.watching) this.poll = this.native.pollStart(fd, this.messages, (count, errno) => this.onMessages(count, errno));
@@ -93,7 +103,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
       this.emit('error', errnoError(errno, `reading the userfaultfd failed`, { syscall: 'read' }));
       return;
     }
-    this.deliver(decodeMessages(this.view, count, this.native.constants, this.features.threadId));
+    this.deliver(decodeMessages(this.view, count, this.native.constants, this.threadIds));
   }
 
   /** The userfaultfd itself, for a thread that polls it (watch: false). */
@@ -110,7 +120,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
       this.emit('error', fromNative(err, 'reading the userfaultfd failed'));
       return;
     }
-    if (count > 0) this.deliver(decodeMessages(this.view, count, this.native.constants, this.features.threadId));
+    if (count > 0) this.deliver(decodeMessages(this.view, count, this.native.constants, this.threadIds));
   }
 
   /**
@@ -232,7 +242,7 @@ export class KernelUserfaultfd extends EventQueue implements Userfaultfd {
   // mappings settle. Read it now; hand it to listeners after this call returns.
   private drainNow(): void {
     const count = this.native.read(this.fd, this.messages);
-    const events = decodeMessages(this.view, count, this.native.constants, this.features.threadId);
+    const events = decodeMessages(this.view, count, this.native.constants, this.threadIds);
     if (events.length > 0) queueMicrotask(() => this.deliver(events));
   }
 

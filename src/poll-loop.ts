@@ -12,6 +12,7 @@
 // end of its bandwidth wait) goes through later(), which the poll's timeout
 // accounts for.
 import type { Logger } from './log.ts';
+import { emptyObjectArray } from './object-array.ts';
 import { loadNative, type NativeAddon } from './uffd/native.ts';
 
 /** A descriptor the loop watches and the code that serves it. */
@@ -33,13 +34,13 @@ export class PollLoop {
    * keeps indexing the array its descriptor set was built from, and nothing
    * is copied per poll.
    */
-  private sources: readonly PollSource[] = [];
+  private sources: readonly PollSource[] = emptyObjectArray<PollSource>();
   private readonly loopFd: number;
   private scheduled = false;
   private answerDue = false;
   private set = new Int32Array(0);
   /** Work for later(), in no order; ascending `due` would be a heap for the one or two a thread has. */
-  private tasks: { readonly due: number; readonly run: () => void }[] = [];
+  private tasks = emptyObjectArray<{ readonly due: number; readonly run: () => void }>();
 
   /** `native`: the addon, unless a test watches the timeouts poll is given. */
   constructor(

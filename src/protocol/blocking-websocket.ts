@@ -14,6 +14,7 @@
 // frame is whole in memory when it is parsed.
 import { EventEmitter } from 'node:events';
 import { PostcopyError } from '../errors.ts';
+import { emptyObjectArray } from '../object-array.ts';
 import type { PollSource } from '../poll-loop.ts';
 import { loadNative } from '../uffd/native.ts';
 import type { ChannelSocket } from './channel.ts';
@@ -123,7 +124,7 @@ export class BlockingWebSocket extends EventEmitter implements ChannelSocket, Po
   private readonly native = loadNative();
   private readonly mask: boolean;
   private readonly maxPayload: number;
-  private readonly queue: Pending[] = [];
+  private readonly queue = emptyObjectArray<Pending>();
   private queuedBytes = 0;
   private reading = true;
   private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);

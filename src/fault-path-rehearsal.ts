@@ -62,9 +62,9 @@ const REHEARSAL_PASSES = 3;
 // After each pass's round trips, laps of frames as the bulk push sends them
 // (a bulk thread rehearses too, and otherwise met its first multi-page frame
 // in a migration): runs of 1 to 32 pages, the last 32 zero pages in one run;
-// every other lap, the whole region as one frame of SCRATCH_PAGES pages, the
-// push's own size, which the socket pair's buffer takes only in parts, as a
-// migration's TCP delivers the push's frames. A frame read in parts takes a
+// every other lap, the whole region as one frame of SCRATCH_PAGES pages (the
+// push's default frame, 256 KiB), which the socket pair's buffer takes only
+// in parts, as a migration's TCP delivers the push's frames. A frame read in parts takes a
 // branch a whole one does not, and code compiled without it was thrown away
 // at a migration's first bulk frame, and compiled again in postcopy.
 const BULK_RUNS = [1, 2, 5, 8, 16, 32];
@@ -385,10 +385,11 @@ async function rehearse(
     for (; laps < BULK_LAPS && !interrupted(); laps++) {
       emptyScratch();
       const placedAll = wholeRegion();
-      duplicatesWanted = placer.figures.duplicatePages + (laps % 2 === 1 ? 0 : 2 + SCRATCH_PAGES / 2);
+      const oneFrame = laps % 2 === 1;
+      duplicatesWanted = placer.figures.duplicatePages + (oneFrame ? 0 : 2 + SCRATCH_PAGES / 2);
       events.copy(scratchAddress + PLACED_DATA_PAGE * pageSize, page(PLACED_DATA_PAGE));
       events.zeropage(scratchAddress + PLACED_ZERO_PAGE * pageSize, pageSize);
-      if (laps % 2 === 1) {
+      if (oneFrame) {
         bulk.send(window, first, SCRATCH_PAGES, false, false);
       } else {
         let start = 0;

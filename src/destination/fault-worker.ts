@@ -41,7 +41,8 @@ function serve(data: FaultThreadData): PageService {
     // source has seen: its pushed pages may arrive before the message does.
     states: SharedMigrationState.attach(data.sharedState),
     state: data.state,
-    loop: new PollLoop(log),
+    // Its work is all done in the loop: see PollLoopOptions.
+    loop: new PollLoop(log, undefined, { chained: true }),
     log,
     onAllPresent: () => post({ type: 'all-present' }),
     onPrecopyPlaced: (pages) => post({ type: 'precopy-placed', pages }),

@@ -114,6 +114,7 @@ export class PageService {
       if (m.type !== 'pages' && m.type !== 'zero-run') return;
       const wasFull = received.full;
       this.placer.place(m);
+      loop.awaitNextEvent();
       if (!wasFull && received.full) onAllPresent();
       if (m.precopy && this.precopyTarget > 0) this.answerPrecopy();
     });

@@ -39,7 +39,9 @@ export class RequestService {
     this.current = channel;
     queue.attach(channel);
     channel.onMessage((m) => {
-      if (m.type === 'page-request' && states.state === 'postcopy-active') queue.request(m.pages);
+      if (m.type !== 'page-request' || states.state !== 'postcopy-active') return;
+      queue.request(m.pages);
+      loop.awaitNextEvent();
     });
     channel.onClose((code, reason, error) => {
       this.open.delete(id);

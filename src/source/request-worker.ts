@@ -31,7 +31,8 @@ runPageThread({
     return new RequestService({
       queue: new UrgentQueue({ frames, counters, cursor: CursorHint.attach(share.cursor), pageCount: share.pageCount, highWaterMark: share.highWaterMark }),
       states: SharedMigrationState.attach(data.state),
-      loop: new PollLoop(log),
+      // Its work is all done in the loop: see PollLoopOptions.
+      loop: new PollLoop(log, undefined, { chained: true }),
       log,
       onChannelClosed,
       onStopped,

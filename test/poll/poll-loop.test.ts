@@ -2,9 +2,10 @@
 // a due timer nor a setImmediate wakes it: work of the thread's own goes
 // through later(), which must keep the poll from sleeping past it. After a
 // request goes out, its answer is polled for before libuv's turn, with the
-// loop's usual timeout.
+// loop's usual timeout; on a chained loop, so is the next event after a
+// thread's part of a fault, for a bounded number of polls.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PollLoop, type PollSource } from '../../src/poll-loop.ts';
+import { MAX_CHAINED_POLLS, PollLoop, type PollSource } from '../../src/poll-loop.ts';
 import { loadNative, nativeAvailable } from '../../src/uffd/native.ts';
 import { memoryLog } from '../protocol/log-sink.ts';
 
@@ -74,13 +75,13 @@ describe.skipIf(!nativeAvailable())('the poll loop', () => {
    * and every wake-up of the source is recorded in `events`; `onReady` runs
    * on each wake-up after its byte is read.
    */
-  function requestingLoop(onReady: (loop: PollLoop, peer: number, wakeUps: number) => void): { events: string[]; peer: number } {
+  function requestingLoop(onReady: (loop: PollLoop, peer: number, wakeUps: number) => void, chained = false): { events: string[]; peer: number } {
     const events: string[] = [];
     const poll = (set: Int32Array, timeoutMs: number): number => {
       events.push(`poll ${timeoutMs}`);
       return native!.poll(set, timeoutMs);
     };
-    const loop = new PollLoop(log, { poll, loopFd: () => native!.loopFd(), constants: native!.constants });
+    const loop = new PollLoop(log, { poll, loopFd: () => native!.loopFd(), constants: native!.constants }, { chained });
     const [a, b] = native!.socketPair();
     const byte = Buffer.alloc(1);
     let wakeUps = 0;
@@ -125,5 +126,35 @@ describe.skipIf(!nativeAvailable())('the poll loop', () => {
     await vi.waitFor(() => expect(turn).toBeDefined());
     await turn;
     expect(events.slice(0, expected.length)).toEqual(expected);
+  });
+
+  it.each([
+    { loop: 'a chained loop', chained: true, events: ['poll 100', 'ready', 'poll 100', 'ready', 'libuv turn'] },
+    { loop: 'a loop not chained', chained: false, events: ['poll 100', 'ready', 'libuv turn'] },
+  ])('after a thread does its part of a fault, $loop polls for the next event before libuv gets its turn', async ({ chained, events: expected }) => {
+    let turn: Promise<void> | undefined;
+    const { events, peer } = requestingLoop((loop, b, wakeUps) => {
+      if (wakeUps !== 1) return;
+      loop.awaitNextEvent();
+      turn = libuvTurn(events);
+      native!.writev(b, Buffer.from([2]));
+    }, chained);
+    native!.writev(peer, Buffer.from([1]));
+    await vi.waitFor(() => expect(turn).toBeDefined());
+    await turn;
+    expect(events.slice(0, expected.length)).toEqual(expected);
+  });
+
+  it('gives libuv its turn after MAX_CHAINED_POLLS chained polls, however many events keep coming', async () => {
+    let turn: Promise<void> | undefined;
+    const { events, peer } = requestingLoop((loop, _b, wakeUps) => {
+      loop.awaitNextEvent();
+      if (wakeUps === 1) turn = libuvTurn(events);
+    }, true);
+    native!.writev(peer, Buffer.alloc(3 * MAX_CHAINED_POLLS, 1));
+    await vi.waitFor(() => expect(turn).toBeDefined());
+    await turn;
+    const polls = Array.from({ length: MAX_CHAINED_POLLS + 1 }, () => ['poll 100', 'ready']).flat();
+    expect(events.slice(0, polls.length + 1)).toEqual([...polls, 'libuv turn']);
   });
 });

@@ -64,9 +64,10 @@ const REHEARSAL_PASSES = 3;
 // in a migration): runs of 1 to 32 pages, the last 32 zero pages in one run;
 // every other lap, the whole region as one frame of SCRATCH_PAGES pages (the
 // push's default frame, 256 KiB), which the socket pair's buffer takes only
-// in parts, as a migration's TCP delivers the push's frames. A frame read in parts takes a
-// branch a whole one does not, and code compiled without it was thrown away
-// at a migration's first bulk frame, and compiled again in postcopy.
+// in parts, as a migration's TCP delivers the push's frames. A frame read in
+// parts takes a branch a whole one does not, and code compiled without it
+// was thrown away at a migration's first bulk frame, and compiled again in
+// postcopy.
 const BULK_RUNS = [1, 2, 5, 8, 16, 32];
 const BULK_LAPS = 50;
 // The scratch region's first page, as a page index, in each pass: a

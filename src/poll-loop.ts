@@ -59,9 +59,9 @@ export class PollLoop {
   /** Work for later(), in no order; ascending `due` would be a heap for the one or two a thread has. */
   private tasks = emptyObjectArray<{ readonly due: number; readonly run: () => void }>();
 
-  /** `native`: the addon, unless a test watches the timeouts poll is given. */
   private readonly chained: boolean;
 
+  /** `native`: the addon, unless a test watches the timeouts poll is given. */
   constructor(
     private readonly log: Logger,
     private readonly native: Pick<NativeAddon, 'poll' | 'loopFd' | 'constants'> = loadNative(),

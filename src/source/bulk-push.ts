@@ -126,21 +126,20 @@ export class BulkPush {
         this.allSentHandler?.();
         return;
       }
-      const zero = frames.isZero(start);
-      const count = this.runFrom(start, zero, zero ? maxZeroRunPages : maxPagesPerFrame);
+      let unsent = sent.clearRunLength(start, maxPagesPerFrame);
+      let run = frames.run(start, unsent, unsent);
+      if (run === -maxPagesPerFrame) {
+        // Zero runs go on past a data frame's length: only then is the sent set read further.
+        unsent = sent.clearRunLength(start, maxZeroRunPages);
+        run = frames.run(start, maxPagesPerFrame, unsent);
+      }
+      const zero = run < 0;
+      const count = Math.abs(run);
       counters.add('bulkPages', count);
       const bytes = frames.send(w, start, count, zero, false);
       this.budget?.spend(bytes);
       this.cursor = (start + count) % pageCount;
     }
     this.schedulePump();
-  }
-
-  /** Unsent pages from `start` with the same zero-ness, at most `max`. */
-  private runFrom(start: number, zero: boolean, max: number): number {
-    const { frames, sent, pageCount } = this.options;
-    let n = 1;
-    while (n < max && start + n < pageCount && !sent.has(start + n) && frames.isZero(start + n) === zero) n++;
-    return n;
   }
 }

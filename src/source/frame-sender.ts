@@ -27,6 +27,8 @@ export interface FrameSenderOptions {
   readonly counters: TransferCounters;
   /** Pages known to read as zero without reading them (private anonymous RAM only). */
   readonly populated?: PopulatedPages;
+  /** Where `ram` is mapped in this process, when it is a mapping of our own: the addon scans it for zero pages. */
+  readonly ramAddress?: number;
 }
 
 export class FrameSender {
@@ -35,12 +37,31 @@ export class FrameSender {
   private readonly zeroPages: ZeroPageCheck;
 
   constructor(private readonly options: FrameSenderOptions) {
-    this.zeroPages = new ZeroPageCheck(options.ram, options.pageSize);
+    this.zeroPages = new ZeroPageCheck(options.ram, options.pageSize, options.ramAddress);
   }
 
   isZero(page: number): boolean {
     if (this.options.populated?.mayHoldData(page) === false) return true;
     return this.zeroPages.isZero(page);
+  }
+
+  /**
+   * How many pages from `start` are, like it, zero (a negative count, at
+   * most `maxZero`) or not (at most `maxData`); the caller keeps both inside
+   * RAM. Pages never populated are zero without being read. Populated pages
+   * are scanned up to `maxData` at a time, so a run of populated zero pages
+   * (rare: the guest wrote zeros there) goes as markers of that length.
+   */
+  run(start: number, maxData: number, maxZero: number): number {
+    const { populated } = this.options;
+    if (!populated) return this.zeroPages.run(start, maxData, maxZero);
+    let n = 1;
+    if (!populated.mayHoldData(start)) {
+      while (n < maxZero && !populated.mayHoldData(start + n)) n++;
+      return -n;
+    }
+    while (n < maxData && populated.mayHoldData(start + n)) n++;
+    return this.zeroPages.run(start, n, n);
   }
 
   /** `count` pages from `start`, all zero or all not (`zero` says which); returns the frame's bytes. */

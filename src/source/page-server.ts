@@ -107,6 +107,7 @@ export class PageServer {
       sent: this.sent,
       counters: this.counters,
       populated: this.populated,
+      ramAddress: options.ramAddress,
     });
     this.share = {
       pageSize: options.pageSize,
@@ -203,9 +204,10 @@ export class PageServer {
       const w = this.windows;
       if (!w) throw new Error('precopy needs the channels attached');
       if (w.bulk.full) await w.bulk.writable();
-      const zero = this.frames.isZero(p);
-      let n = 1;
-      while (p + n < start + count && this.frames.isZero(p + n) === zero) n++;
+      const left = start + count - p;
+      const run = this.frames.run(p, left, left);
+      const zero = run < 0;
+      const n = Math.abs(run);
       this.counters.add('precopyPages', n);
       const bytes = this.frames.send(w.bulk, p, n, zero, true);
       budget?.spend(bytes);

@@ -51,6 +51,7 @@ export class PushService implements ChannelService {
       sent,
       counters,
       populated: this.populated,
+      ramAddress: data.ramAddress,
     });
     this.push = new BulkPush({
       frames,

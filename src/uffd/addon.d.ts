@@ -69,6 +69,8 @@ export interface NativeAddon {
   writeMemory(address: number, src: Uint8Array): void;
   /** memset 0 over [address, address+length). */
   zeroMemory(address: number, length: number): void;
+  /** Pages from address sharing the first one's zero-ness: -n if all zero (n ≤ maxZero), n if not (n ≤ maxData). */
+  zeroRun(address: number, pageSize: number, maxData: number, maxZero: number): number;
   /** open(path) + ioctl(USERFAULTFD_IOC_NEW, flags): the new userfaultfd. */
   openDevice(path: string, flags: number): number;
   /** userfaultfd(2) with flags (O_CLOEXEC|O_NONBLOCK, optionally UFFD_USER_MODE_ONLY). */

@@ -5,7 +5,7 @@ import { FrameSender } from '../../src/source/frame-sender.ts';
 import { PopulatedPages } from '../../src/source/populated-pages.ts';
 import { SendWindow } from '../../src/source/send-window.ts';
 import { TransferCounters } from '../../src/source/transfer-counters.ts';
-import { nativeAvailable } from '../../src/uffd/native.ts';
+import { loadNative, nativeAvailable } from '../../src/uffd/native.ts';
 import { allocateRegion } from '../../src/uffd/region.ts';
 
 const PAGE = 4096;
@@ -50,6 +50,96 @@ describe.skipIf(!nativeAvailable())('zero pages of private anonymous RAM (pagema
       expect(populated.mayHoldData(0)).toBe(true);
     } finally {
       region.release();
+    }
+  });
+});
+
+describe.skipIf(!nativeAvailable())('runs of zero and data pages', () => {
+  // A page with one non-zero byte, at each place a scan could miss it.
+  const MARKS = [0, 7, 63, 64, 2047, 4032, PAGE - 1];
+
+  /** Pages whose kind is drawn from `rng`: 0 never touched, 1 written with zeros, 2 holding one non-zero byte. */
+  function layout(pages: number, rng: () => number): number[] {
+    const kinds: number[] = [];
+    while (kinds.length < pages) {
+      const kind = Math.floor(rng() * 3);
+      const length = 1 + Math.floor(rng() * 80);
+      for (let i = 0; i < length && kinds.length < pages; i++) kinds.push(kind);
+    }
+    return kinds;
+  }
+
+  /** The runs a sender makes of the whole RAM, as [start, signed count]. */
+  function runs(frames: FrameSender, pages: number, maxData: number, maxZero: number): [number, number][] {
+    const out: [number, number][] = [];
+    for (let p = 0; p < pages; ) {
+      const left = pages - p;
+      const run = frames.run(p, Math.min(maxData, left), Math.min(maxZero, left));
+      out.push([p, run]);
+      p += Math.abs(run);
+    }
+    return out;
+  }
+
+  it('the addon finds a non-zero byte anywhere in a page and stops each run at the first page unlike its first', () => {
+    const pages = MARKS.length * 2 + 4;
+    const region = allocateRegion(pages * PAGE, 'kernel');
+    try {
+      const ram = region.bytes();
+      MARKS.forEach((at, i) => (ram[(2 * i + 1) * PAGE + at] = 0x80));
+      const native = loadNative();
+      const run = (page: number, maxData: number, maxZero: number): number => native.zeroRun(region.address + page * PAGE, PAGE, maxData, maxZero);
+      MARKS.forEach((_, i) => {
+        expect(run(2 * i, 8, 8)).toBe(-1);
+        expect(run(2 * i + 1, 8, 8)).toBe(1);
+      });
+      ram.fill(1, 0, 3 * PAGE);
+      expect(run(0, 8, 8)).toBe(4); // pages 0–2 filled, and page 3 holds a mark
+      expect(run(0, 2, 8)).toBe(2);
+      expect(run(pages - 4, 8, 8)).toBe(-4);
+      expect(run(pages - 4, 8, 3)).toBe(-3);
+      expect(() => native.zeroRun(region.address, 100, 1, 1)).toThrow(/zeroRun/);
+    } finally {
+      region.release();
+    }
+  });
+
+  it('are the same read by the addon or compared in JavaScript, with or without the pagemap', () => {
+    let seed = 7;
+    const rng = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pages = 700;
+    for (let round = 0; round < 4; round++) {
+      const region = allocateRegion(pages * PAGE, 'kernel');
+      try {
+        const ram = region.bytes();
+        const kinds = layout(pages, rng);
+        kinds.forEach((kind, p) => {
+          if (kind === 1) ram.fill(0, p * PAGE, (p + 1) * PAGE);
+          if (kind === 2) ram[p * PAGE + MARKS[Math.floor(rng() * MARKS.length)]] = 1 + Math.floor(rng() * 255);
+        });
+        const populated = PopulatedPages.open(region.address, pages, PAGE)!;
+        const base = { ram, pageSize: PAGE, sent: new PageBitmap(pages), counters: new TransferCounters() };
+        const compared = runs(new FrameSender(base), pages, 64, 1024);
+        const scanned = runs(new FrameSender({ ...base, ramAddress: region.address }), pages, 64, 1024);
+        expect(scanned).toEqual(compared);
+        // Each run is what its pages are, and no two runs of one kind meet unless a bound split them.
+        for (const [start, run] of compared) {
+          const data = kinds.slice(start, start + Math.abs(run)).map((k) => k === 2);
+          expect(data.every((d) => d === run > 0)).toBe(true);
+        }
+        // With the pagemap, runs may split where touched zero pages meet untouched ones; each is still right.
+        for (const frames of [new FrameSender({ ...base, populated }), new FrameSender({ ...base, populated, ramAddress: region.address })]) {
+          const withMap = runs(frames, pages, 64, 1024);
+          for (const [start, run] of withMap) {
+            const data = kinds.slice(start, start + Math.abs(run)).map((k) => k === 2);
+            expect(data.every((d) => d === run > 0)).toBe(true);
+            expect(Math.abs(run)).toBeLessThanOrEqual(run > 0 ? 64 : 1024);
+          }
+        }
+        populated.close();
+      } finally {
+        region.release();
+      }
     }
   });
 });

@@ -1,4 +1,4 @@
-/* Guest RAM: anonymous private mappings, MADV_DONTNEED, zero-copy views, and direct writes.
+/* Guest RAM: anonymous private mappings, MADV_DONTNEED, zero-copy views, direct writes, and zero-page scans.
  * A view is an external ArrayBuffer with a no-op finalizer: the region that
  * called mmap owns the memory, so any thread may view it and none frees it. */
 #include "addon.h"
@@ -103,6 +103,35 @@ static napi_value zero_memory(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static bool page_is_zero(const uint64_t *words, size_t count) {
+  for (size_t i = 0; i < count; i += 8)
+    if (words[i] | words[i + 1] | words[i + 2] | words[i + 3] | words[i + 4] | words[i + 5] | words[i + 6] | words[i + 7]) return false;
+  return true;
+}
+
+/* How many pages from address are, like the first, all zero (returned
+ * negated, at most max_zero) or not (at most max_data). Each page is read up
+ * to its first non-zero cache line. The push scans every page it sends: one
+ * call per frame instead of a Buffer#compare per page took the check from 45
+ * to 24 ms of the push thread's CPU per GiB migrated (perf). */
+static napi_value zero_run(napi_env env, napi_callback_info info) {
+  args_t a;
+  uint64_t address, page_size, max_data, max_zero;
+  CHECK(args_get(env, info, "zeroRun(address: number, pageSize: number, maxData: number, maxZero: number)", 4, &a));
+  CHECK(arg_address(&a, 0, &address));
+  CHECK(arg_u64(&a, 1, &page_size));
+  CHECK(arg_u64(&a, 2, &max_data));
+  CHECK(arg_u64(&a, 3, &max_zero));
+  if (address == 0 || page_size == 0 || page_size % 64 != 0 || max_data == 0 || max_zero == 0) return throw_errno(env, EINVAL, "zeroRun");
+  const size_t words = page_size / 8;
+  const uint64_t *first = (const uint64_t *)(uintptr_t)address;
+  const bool zero = page_is_zero(first, words);
+  const uint64_t max = zero ? max_zero : max_data;
+  uint64_t n = 1;
+  while (n < max && page_is_zero(first + n * words, words) == zero) n++;
+  return make_number(env, zero ? -(double)n : (double)n);
+}
+
 napi_status register_memory(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"pageSize", NULL, page_size, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -113,6 +142,7 @@ napi_status register_memory(napi_env env, napi_value exports) {
       {"view", NULL, view, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeMemory", NULL, write_memory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"zeroMemory", NULL, zero_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"zeroRun", NULL, zero_run, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

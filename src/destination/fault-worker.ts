@@ -16,7 +16,7 @@ import { SharedMigrationState } from '../protocol/shared-state.ts';
 import { serveAfterRehearsal } from '../fault-path-rehearsal.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { KernelUserfaultfd } from '../uffd/kernel.ts';
-import { prioritizeThisThread, threadId } from '../thread-priority.ts';
+import { threadId } from '../thread-id.ts';
 import { threadLogger } from '../worker-log.ts';
 import type { FaultThreadData, FromFaultThread, ToFaultThread } from './fault-thread-messages.ts';
 import { PageService, pageThreadRegion } from './page-service.ts';
@@ -28,8 +28,6 @@ const post = (m: FromFaultThread): void => port.postMessage(m);
 function serve(data: FaultThreadData): PageService {
   // Log lines go to the main thread's logger: one stream, one format.
   const log = threadLogger(data.logLevel, data.role === 'faults' ? 'fault' : 'bulk', (line) => post({ type: 'log', line }));
-  // Only the fault path runs ahead of the vCPUs; the push takes its turn like them.
-  if (data.role === 'faults') prioritizeThisThread(log);
   return new PageService({
     role: data.role,
     uffd: new KernelUserfaultfd(data.uffdFd, data.path, data.features, log, { watch: false }),

@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import type { ChannelHandoff } from '../protocol/channel-handoff.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
 import { attachRam, type RamHandle } from '../guest/ram.ts';
-import { threadId } from '../thread-priority.ts';
+import { threadId } from '../thread-id.ts';
 import { workerPayload } from '../worker.ts';
 import { threadLogger } from '../worker-log.ts';
 import type { FromPageThread, PageThreadData, ToPageThread } from './page-thread-messages.ts';

@@ -8,7 +8,6 @@
 import { PageBitmap } from '../protocol/page-bitmap.ts';
 import { PollLoop } from '../poll-loop.ts';
 import { SharedMigrationState } from '../protocol/shared-state.ts';
-import { prioritizeThisThread } from '../thread-priority.ts';
 import { CursorHint } from './cursor-hint.ts';
 import { FrameSender } from './frame-sender.ts';
 import { runPageThread } from './page-thread-worker.ts';
@@ -19,7 +18,6 @@ import { UrgentQueue } from './urgent-queue.ts';
 runPageThread({
   name: 'requests',
   serve(data, { log, ramBytes, onChannelClosed, onStopped }) {
-    prioritizeThisThread(log);
     const { share } = data;
     const counters = TransferCounters.attach(share.requestCounters);
     const frames = new FrameSender({

@@ -104,7 +104,7 @@ describe.skipIf(!nativeAvailable())('runs of zero and data pages', () => {
     }
   });
 
-  it('are the same read by the addon or compared in JavaScript, with or without the pagemap', () => {
+  it('are the same whether the addon reads them or JavaScript compares them, and right with the pagemap too', () => {
     let seed = 7;
     const rng = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     const pages = 700;

@@ -37,7 +37,11 @@ import { PushService } from './push-service.ts';
 
 // Half in short runs, half in full frames; 8 rounds push about 3,000 frames,
 // past the point where V8 has optimized the push (its first frames never ran slower).
-const SCRATCH_PAGES = 2048;
+const PATTERN_PAGES = 2048;
+// Then never-written pages, as most of a guest's RAM is: zero runs longer
+// than a data frame, which the push measures in two steps.
+const UNTOUCHED_PAGES = 1024;
+const SCRATCH_PAGES = PATTERN_PAGES + UNTOUCHED_PAGES;
 export const PUSH_REHEARSAL_ROUNDS = 8;
 // A window this small fills often, so the push also rehearses waiting for the socket.
 const REHEARSAL_WINDOW_BYTES = 256 * 1024;
@@ -61,17 +65,18 @@ export interface PushRehearsalResult {
 
 /** The first word of scratch page `p`; the rest of every page is zero. */
 function firstWord(p: number): number {
-  const patterned = p < SCRATCH_PAGES / 2;
+  if (p >= PATTERN_PAGES) return 0;
+  const patterned = p < PATTERN_PAGES / 2;
   return patterned && p % 5 === 0 ? 0 : p + 1;
 }
 
 /** Writes the scratch pattern: never-written pages, written zero pages, and pages of data. */
 function fillScratch(bytes: Uint8Array): void {
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-  for (let p = 0; p < SCRATCH_PAGES; p++) {
+  for (let p = 0; p < PATTERN_PAGES; p++) {
     // Left unwritten: a zero page the pagemap tells without reading it. The
     // other zero pages are written with a zero, so populated: found by comparing.
-    if (p < SCRATCH_PAGES / 2 && p % 10 === 0) continue;
+    if (p < PATTERN_PAGES / 2 && p % 10 === 0) continue;
     words[(p * PAGE_SIZE) / 4] = firstWord(p);
   }
 }
@@ -90,7 +95,7 @@ function frameMatches(frame: PageFrame): boolean {
 /** Pages the "destination" already holds in alternate rounds: they cut the runs as requested pages do. */
 function heldPages(): PageBitmap {
   const held = new PageBitmap(SCRATCH_PAGES);
-  for (let p = 3; p < SCRATCH_PAGES / 2; p += 7) held.set(p);
+  for (let p = 3; p < PATTERN_PAGES / 2; p += 7) held.set(p);
   return held;
 }
 

@@ -8,9 +8,11 @@ import { PUSH_REHEARSAL_ROUNDS, rehearsePush } from '../../src/source/push-rehea
 import { memoryLog } from '../protocol/log-sink.ts';
 
 const openDescriptors = (): number => readdirSync('/proc/self/fd').length;
-// Held pages cut the runs in every other round: 146 of the patterned half.
-const SCRATCH_PAGES = 2048;
-const HELD = Math.ceil((SCRATCH_PAGES / 2 - 3) / 7);
+// 2048 patterned pages, then 1024 never written. Held pages cut the runs in
+// every other round: 146 of the patterned half.
+const PATTERN_PAGES = 2048;
+const SCRATCH_PAGES = PATTERN_PAGES + 1024;
+const HELD = Math.ceil((PATTERN_PAGES / 2 - 3) / 7);
 
 describe('the push rehearsal', () => {
   it('delivers every page of every round as the scratch region holds it', async () => {

@@ -25,6 +25,14 @@
 // a machine where memory itself is slow (a virtual machine whose page faults
 // and first touches trap to the host) shows it rather than hiding it.
 //
+// Each migration is followed by one whose guest stops after a thousand
+// instructions on the destination, so it takes almost no fault: its total is
+// what moving and placing the RAM costs when the guest's fault chain (vCPU,
+// fault thread, the source's request thread: one core, all but busy) leaves
+// the cores to the push and the placement. Printed beside the total, not
+// judged: it shows how much of the total is the guest's faults competing for
+// this machine's cores rather than the transfer itself.
+//
 // Fault latency is touch → resume for both, timed by the kernel's tracepoints
 // (bench/fault-trace.ts, bpftrace, root): postcopy's own histogram starts when
 // its fault thread reads the event, later than the touch the C floor times
@@ -98,6 +106,8 @@ interface Result {
   bandwidth: Bandwidth;
   floor: { rounds: RemoteFault[]; median: { latencyUs: Percentiles; serviceUs: Percentiles; elapsedMs: number }; quiet: RemoteFault };
   migrations: Migration[];
+  /** Migrations whose guest stops a thousand instructions into the destination: the completed ones, and why the others failed. */
+  idle: { runs: DemoSummary[]; errors: string[]; instructions: number };
   /** Touch → resume from the kernel's tracepoints, or why there is none. */
   traced: TracedFigures | { unavailable: string };
   targets: Target[];
@@ -162,11 +172,11 @@ function destinationPid(log: string[]): number | null {
  * `postcopy demo --json`, the product's own end-to-end path, in a process
  * group of its own so a timeout also ends the source and destination it started.
  */
-function demo(options: Options): { args: string[]; result: Promise<DemoRun> } {
+function demo(options: Options, instructions = options.instructions): { args: string[]; result: Promise<DemoRun> } {
   const args = [
     'demo', '--json', '--guest', 'memwork', '--ram', String(options.ram),
     '--guest-args', `wss=${options.wss} pattern=random write=100 passes=0`,
-    '--mode', 'postcopy', '--after-instructions', String(options.afterInstructions), '--instructions', String(options.instructions),
+    '--mode', 'postcopy', '--after-instructions', String(options.afterInstructions), '--instructions', String(instructions),
     ...(options.maxPostcopyBandwidth === undefined ? [] : ['--max-postcopy-bandwidth', String(options.maxPostcopyBandwidth)]),
   ];
   const result = new Promise<DemoRun>((resolve, reject) => {
@@ -246,10 +256,10 @@ function targets(ram: number, bandwidth: Bandwidth, latency: LatencyBasis, migra
  * Pairs the traced processes with the runs: the C floor runs one after
  * another, so its processes in the order they faulted are the floor rounds,
  * then the quiet round; each migration's destination is found by its pid.
- * Any other process whose pc:vcpu threads the trace took for remote faults
- * is left out, and counted.
+ * The runs with the guest stopped are left out. Any other process whose
+ * pc:vcpu threads the trace took for remote faults is left out, and counted.
  */
-function matchTraced(processes: TracedProcess[], floorRounds: number, migrations: Migration[]): Result['traced'] {
+function matchTraced(processes: TracedProcess[], floorRounds: number, migrations: Migration[], idlePids: ReadonlySet<number>): Result['traced'] {
   const c = processes.filter((p) => p.kind === 'c');
   if (c.length !== floorRounds + 1) return { unavailable: `the trace saw ${c.length} C floor runs take faults, not ${floorRounds + 1}` };
   const byPid = new Map(processes.filter((p) => p.kind === 'postcopy').map((p) => [p.pid, p]));
@@ -268,7 +278,7 @@ function matchTraced(processes: TracedProcess[], floorRounds: number, migrations
     floorRounds: rounds,
     quiet: c.at(-1)!,
     floorMedian: medianPercentiles(rounds.map((r) => r.latencyUs)),
-    unmatched: [...byPid.values()].filter((p) => !matched.has(p.pid)),
+    unmatched: [...byPid.values()].filter((p) => !matched.has(p.pid) && !idlePids.has(p.pid)),
   };
 }
 
@@ -278,6 +288,19 @@ function table(rows: string[][]): string {
 }
 
 type Format = (n: number | null | undefined, d?: number) => string;
+
+function idleLines(r: Result, f: Format): string[] {
+  const { runs, errors, instructions } = r.idle;
+  const failed = errors.map((e) => `  with the guest stopped on the destination: a run FAILED: ${e}`);
+  if (runs.length === 0) return failed;
+  const totals = runs.map((m) => m.totalMs);
+  const floorMs = (r.ramBytes / (r.bandwidth.medianGBps * 1e9)) * 1000;
+  return [
+    `  postcopy with the guest stopped on the destination (--instructions ${instructions}; ${runs.map((m) => m.postcopyRequests).join(', ')} faults): ` +
+      `total ${f(median(totals))} ms (median, ${f(Math.min(...totals))}–${f(Math.max(...totals))}), ${f(median(totals) / floorMs, 2)}× RAM ÷ loopback TCP`,
+    ...failed,
+  ];
+}
 
 function tracedLine(t: TracedProcess, f: Format): string {
   return `traced touch → resume µs (${t.faults} faults): p50 ${f(t.latencyUs.p50)}  p90 ${f(t.latencyUs.p90)}  p99 ${f(t.latencyUs.p99)}  max ${f(t.latencyUs.max)}; ` +
@@ -314,6 +337,7 @@ function report(r: Result): string {
     `  a whole C postcopy of this RAM (push, faults, placement) took ${f(r.floor.median.elapsedMs)} ms (median), ` +
       `${f(r.floor.median.elapsedMs / ((r.ramBytes / (r.bandwidth.medianGBps * 1e9)) * 1000), 2)}× RAM ÷ loopback TCP` +
       (total === null ? '' : `; postcopy's median total is ${f(total / r.floor.median.elapsedMs, 2)}× it`),
+    ...idleLines(r, f),
     '',
   ];
   r.migrations.forEach(({ summary: m, error, postcopyPhaseMs, blockedFraction, traced }, i) => {
@@ -375,6 +399,10 @@ async function main(options: Options): Promise<void> {
     };
     await measureFloors('before');
     const migrations: Migration[] = [];
+    const idleInstructions = options.afterInstructions + 1000;
+    const idle: Result['idle'] = { runs: [], errors: [], instructions: idleInstructions };
+    // Their few faults are traced too, and are none of the compared ones.
+    const idlePids = new Set<number>();
     let command = '';
     for (let i = 0; i < options.runs; i++) {
       note(options, `postcopy migration ${i + 1}/${options.runs} (postcopy demo)…`);
@@ -387,6 +415,15 @@ async function main(options: Options): Promise<void> {
       } catch (err) {
         migrations.push({ summary: null, destinationPid: null, error: (err as Error).message, postcopyPhaseMs: null, blockedFraction: null });
       }
+      note(options, `postcopy migration ${i + 1}/${options.runs} with the guest stopped on the destination…`);
+      try {
+        const { summary, destinationPid: pid } = await demo(options, idleInstructions).result;
+        if (pid !== null) idlePids.add(pid);
+        if (!summary.verified) throw new Error('the migrated guest did not verify');
+        idle.runs.push(summary);
+      } catch (err) {
+        idle.errors.push((err as Error).message);
+      }
       await measureFloors(`after migration ${i + 1}`);
     }
     const quiet = await runJson<RemoteFault>(faultBin, [...floorArgs, '--push', '0']);
@@ -398,7 +435,7 @@ async function main(options: Options): Promise<void> {
     };
     const rates = bandwidthRuns.flatMap((b) => b.gbPerSecond);
     const bandwidth: Bandwidth = { ...bandwidthRuns[0], rounds: rates.length, gbPerSecond: rates, medianGBps: median(rates), bestGBps: Math.max(...rates) };
-    const traced = 'unavailable' in trace ? trace : matchTraced(await trace.stop(), rounds.length, migrations);
+    const traced = 'unavailable' in trace ? trace : matchTraced(await trace.stop(), rounds.length, migrations, idlePids);
     const result: Result = {
       loadavg: startLoad,
       maxPostcopyBandwidth: options.maxPostcopyBandwidth ?? null,
@@ -407,11 +444,12 @@ async function main(options: Options): Promise<void> {
       bandwidth,
       floor,
       migrations,
+      idle,
       traced,
       targets: targets(options.ram, bandwidth, latencyBasis(traced, floor.median.latencyUs), migrations),
     };
     process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : report(result));
-    if (migrations.some((m) => !m.summary?.verified)) process.exitCode = 1;
+    if (migrations.some((m) => !m.summary?.verified) || idle.errors.length > 0) process.exitCode = 1;
   } finally {
     await tracing?.stop();
     rmSync(dir, { recursive: true, force: true });

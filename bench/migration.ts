@@ -230,8 +230,13 @@ function latencyBasis(traced: Result['traced'], floor: Percentiles): LatencyBasi
   return { floor: traced.floorMedian, of: (m) => m.traced?.latencyUs, basis: 'C with push, traced touch → resume' };
 }
 
+/** RAM ÷ loopback TCP, in ms: the least time moving the RAM can take, what the totals are read against. */
+function ramOverTcpMs(ram: number, bandwidth: Bandwidth): number {
+  return (ram / (bandwidth.medianGBps * 1e9)) * 1000;
+}
+
 function targets(ram: number, bandwidth: Bandwidth, latency: LatencyBasis, migrations: Migration[]): Target[] {
-  const floorMs = ram / (bandwidth.medianGBps * 1e9) * 1000;
+  const floorMs = ramOverTcpMs(ram, bandwidth);
   const completed = migrations.filter((m) => m.summary !== null);
   const spread = (pick: (m: Migration) => number | null | undefined): { measured: number | null; range: [number, number] | null } => {
     const values = completed.map(pick).filter((v): v is number => v !== null && v !== undefined);
@@ -294,10 +299,9 @@ function idleLines(r: Result, f: Format): string[] {
   const failed = errors.map((e) => `  with the guest stopped on the destination: a run FAILED: ${e}`);
   if (runs.length === 0) return failed;
   const totals = runs.map((m) => m.totalMs);
-  const floorMs = (r.ramBytes / (r.bandwidth.medianGBps * 1e9)) * 1000;
   return [
     `  postcopy with the guest stopped on the destination (--instructions ${instructions}; ${runs.map((m) => m.postcopyRequests).join(', ')} faults): ` +
-      `total ${f(median(totals))} ms (median, ${f(Math.min(...totals))}–${f(Math.max(...totals))}), ${f(median(totals) / floorMs, 2)}× RAM ÷ loopback TCP`,
+      `total ${f(median(totals))} ms (median, ${f(Math.min(...totals))}–${f(Math.max(...totals))}), ${f(median(totals) / ramOverTcpMs(r.ramBytes, r.bandwidth), 2)}× RAM ÷ loopback TCP`,
     ...failed,
   ];
 }
@@ -335,7 +339,7 @@ function report(r: Result): string {
     `  quiet (no push, ${r.floor.quiet.faults} faults): p50 ${f(r.floor.quiet.latencyUs.p50)}  p99 ${f(r.floor.quiet.latencyUs.p99)}`,
     ...tracedFloorLines(r.traced, f),
     `  a whole C postcopy of this RAM (push, faults, placement) took ${f(r.floor.median.elapsedMs)} ms (median), ` +
-      `${f(r.floor.median.elapsedMs / ((r.ramBytes / (r.bandwidth.medianGBps * 1e9)) * 1000), 2)}× RAM ÷ loopback TCP` +
+      `${f(r.floor.median.elapsedMs / ramOverTcpMs(r.ramBytes, r.bandwidth), 2)}× RAM ÷ loopback TCP` +
       (total === null ? '' : `; postcopy's median total is ${f(total / r.floor.median.elapsedMs, 2)}× it`),
     ...idleLines(r, f),
     '',

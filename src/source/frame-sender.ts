@@ -41,8 +41,7 @@ export class FrameSender {
   }
 
   isZero(page: number): boolean {
-    if (this.options.populated?.mayHoldData(page) === false) return true;
-    return this.zeroPages.isZero(page);
+    return this.run(page, 1, 1) < 0;
   }
 
   /**

@@ -28,10 +28,6 @@ export class ZeroPageCheck {
     this.native = address === undefined ? undefined : { addon: loadNative(), address };
   }
 
-  isZero(page: number): boolean {
-    return this.run(page, 1, 1) < 0;
-  }
-
   /**
    * How many pages from `start` are, like it, all zero (as a negative count,
    * at most `maxZero`) or not (at most `maxData`). The caller keeps the run

@@ -31,9 +31,14 @@ export class ZeroPageCheck {
   /**
    * How many pages from `start` are, like it, all zero (as a negative count,
    * at most `maxZero`) or not (at most `maxData`). The caller keeps the run
-   * inside RAM.
+   * inside RAM; a run that leaves it throws here, because the addon would
+   * read past the mapping (a SIGSEGV, or a zero run over whatever lies next).
    */
   run(start: number, maxData: number, maxZero: number): number {
+    const pages = this.ram.length / this.pageSize;
+    if (!(start >= 0 && start + maxData <= pages && start + maxZero <= pages)) {
+      throw new RangeError(`zero-page run from page ${start} (at most ${maxData} data, ${maxZero} zero) leaves RAM of ${pages} pages`);
+    }
     const native = this.native;
     if (native) return native.addon.zeroRun(native.address + start * this.pageSize, this.pageSize, maxData, maxZero);
     const zero = this.compare(start);

@@ -96,9 +96,28 @@ describe.skipIf(!nativeAvailable())('runs of zero and data pages', () => {
       ram.fill(1, 0, 3 * PAGE);
       expect(run(0, 8, 8)).toBe(4); // pages 0–2 filled, and page 3 holds a mark
       expect(run(0, 2, 8)).toBe(2);
-      expect(run(pages - 4, 8, 8)).toBe(-4);
-      expect(run(pages - 4, 8, 3)).toBe(-3);
+      // The addon cannot see where the mapping ends: every call here stays inside it.
+      expect(run(pages - 4, 4, 4)).toBe(-4);
+      expect(run(pages - 4, 4, 3)).toBe(-3);
       expect(() => native.zeroRun(region.address, 100, 1, 1)).toThrow(/zeroRun/);
+    } finally {
+      region.release();
+    }
+  });
+
+  it('are refused before the addon reads, when they would leave RAM', () => {
+    const pages = 8;
+    const region = allocateRegion(pages * PAGE, 'kernel');
+    try {
+      const base = { ram: region.bytes(), pageSize: PAGE, sent: new PageBitmap(pages), counters: new TransferCounters() };
+      for (const frames of [new FrameSender(base), new FrameSender({ ...base, ramAddress: region.address })]) {
+        expect(frames.run(pages - 4, 4, 4)).toBe(-4);
+        expect(() => frames.run(pages - 4, 8, 8)).toThrow(RangeError);
+        expect(() => frames.run(pages - 4, 4, 5)).toThrow(/leaves RAM of 8 pages/);
+        expect(() => frames.run(pages, 1, 1)).toThrow(RangeError);
+        expect(() => frames.run(-1, 1, 1)).toThrow(RangeError);
+        expect(frames.isZero(pages - 1)).toBe(true);
+      }
     } finally {
       region.release();
     }

@@ -54,6 +54,8 @@ export interface DemoSummary {
   stateHash: string;
 }
 
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 async function demo(options: DemoOptions): Promise<void> {
   if (options.afterInstructions >= options.instructions) {
     throw new PostcopyError('CLI_ERR_ARGS', `--after-instructions (${options.afterInstructions}) must be below --instructions (${options.instructions}): the guest must still run after migrating`);
@@ -67,6 +69,22 @@ async function demo(options: DemoOptions): Promise<void> {
   const guest = ['--guest', options.guest, '--ram', String(options.ram), '--vcpus', String(options.vcpus), ...(options.guestArgs ? ['--guest-args', options.guestArgs] : [])];
   const total = ['--instructions', String(options.instructions)];
   const children: ChildPostcopy[] = [];
+  const cleanUp = (): void => {
+    for (const c of children) c.kill();
+    rmSync(work, { recursive: true, force: true });
+  };
+  // A signal or a crash (EPIPE on a closed stdout) ends the process without
+  // reaching the finally below: the children were left to notice on their
+  // own, and the work directory (the guest's disk image) stayed behind. A
+  // signal is raised again once cleaned up, so that the exit status still
+  // says which one ended the demo.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    cleanUp();
+    process.stderr.write(`\npostcopy demo: ${signal}: stopped the source and destination, removed ${work}\n`);
+    process.kill(process.pid, signal);
+  };
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  process.once('exit', cleanUp);
   try {
     const destination = new ChildPostcopy('destination', ['destination', '--listen', '127.0.0.1:0', '--uffd', options.uffd, ...total, '--report-fd', '3'], { relayConsole: relay, env });
     children.push(destination);
@@ -131,8 +149,9 @@ async function demo(options: DemoOptions): Promise<void> {
     }
     if (!verified) process.exitCode = 1;
   } finally {
-    for (const c of children) c.kill();
-    rmSync(work, { recursive: true, force: true });
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    process.off('exit', cleanUp);
+    cleanUp();
   }
 }
 

@@ -2,12 +2,34 @@
 // after its guest powered off, and at once, with the reason, when it cannot
 // listen. (The page-request thread a source starts ahead of a migration
 // used to keep it running forever in the first two cases; a port in use
-// crashed both with a stack trace, or left the source hanging.)
+// crashed both with a stack trace, or left the source hanging.) A demo
+// stopped by a signal takes its children and its temporary files with it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import { childGroup, postcopy } from './processes.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
+
+/** The `postcopy` processes `pid` started (Linux: /proc/PID/task/TID/children; tsx's esbuild is a child too). */
+function postcopyChildren(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+    .filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(BIN));
+}
+
+/** Running, as opposed to gone or a zombie waiting to be reaped. */
+function running(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}/stat`)) return false;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+}
 
 describe('source and destination process lifetime', () => {
   it('a source exits after `quit`', async () => {
@@ -53,5 +75,53 @@ describe('source and destination process lifetime', () => {
     );
     expect(destination.code).toBe(2);
     expect(destination.stderr).toContain(`postcopy destination: the destination cannot listen on ${address}: something else is listening there already`);
+  });
+
+  /** A demo whose guest runs on the source for long; resolves once it is up, with what `stop` then made of it. */
+  async function stoppedDemo(stop: (demo: ChildProcess) => void): Promise<{ stderr: string; exit: { code: number | null; signal: NodeJS.Signals | null }; work: string; left: string[]; children: number[] }> {
+    // A TMPDIR of its own, so that no other test's demo is seen there (tsx keeps its cache there too).
+    const tmp = mkdtempSync(join(tmpdir(), 'postcopy-lifetime-'));
+    const demoDirectories = (): string[] => readdirSync(tmp).filter((name) => name.startsWith('postcopy-demo-'));
+    onTestFinished(() => rmSync(tmp, { recursive: true, force: true }));
+    const demo = spawn(process.execPath, [BIN, 'demo', '--after-instructions', '2000000000', '--instructions', '4000000000'], {
+      env: { ...process.env, TMPDIR: tmp, POSTCOPY_LOG: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void demo.kill('SIGKILL'));
+    demo.stdout!.resume();
+    let stderr = '';
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => demo.once('exit', (code, signal) => resolve({ code, signal })));
+    await new Promise<void>((resolve, reject) => {
+      demo.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('guest running; control endpoint up')) resolve();
+      });
+      void exited.then(() => reject(new Error(`the demo exited before its source was up:\n${stderr}`)));
+    });
+    const [work, ...others] = demoDirectories();
+    expect(work).toBeDefined();
+    expect(others).toEqual([]);
+    const children = postcopyChildren(demo.pid!);
+    expect(children).toHaveLength(2);
+    stop(demo);
+    const exit = await exited;
+    return { stderr, exit, work: join(tmp, work!), left: demoDirectories(), children };
+  }
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`a demo stopped by ${signal} stops its source and destination, removes its temporary files, and dies of the signal`, async () => {
+      const { stderr, exit, work, left, children } = await stoppedDemo((demo) => demo.kill(signal));
+      expect(exit.signal).toBe(signal);
+      expect(stderr).toContain(`postcopy demo: ${signal}: stopped the source and destination, removed ${work}`);
+      expect(left).toEqual([]);
+      await expect.poll(() => children.filter(running), { timeout: 30_000 }).toEqual([]);
+    });
+  }
+
+  it('a demo whose standard output is closed (piped to head, say) also stops its children and removes its files', async () => {
+    const { exit, left, children } = await stoppedDemo((demo) => demo.stdout!.destroy());
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(left).toEqual([]);
+    await expect.poll(() => children.filter(running), { timeout: 30_000 }).toEqual([]);
   });
 });

@@ -37,7 +37,18 @@ async function migrate(options: MigrateOptions): Promise<void> {
     maxBandwidth: options.maxBandwidth,
     maxPostcopyBandwidth: options.maxPostcopyBandwidth,
   });
-  const info = await followMigration(client, process.stderr.isTTY === true && !options.json);
+  // Ctrl-C cancels the migration, as it does virsh migrate's. The source
+  // refuses once the guest runs on the destination; a second Ctrl-C then
+  // meets no handler and ends this process, leaving the migration to finish.
+  const onInterrupt = (): void => {
+    process.stderr.write('\npostcopy migrate: interrupted: cancelling the migration (interrupt again to stop following it; it goes on without this command)\n');
+    client.cancel().catch((err: unknown) => {
+      const reason = err instanceof PostcopyError ? `${err.message} [${err.code}]` : String(err);
+      process.stderr.write(`postcopy migrate: not cancelled: ${reason}; following it to its end\n`);
+    });
+  };
+  process.once('SIGINT', onInterrupt);
+  const info = await followMigration(client, process.stderr.isTTY === true && !options.json).finally(() => process.off('SIGINT', onInterrupt));
   process.stdout.write(options.json ? `${JSON.stringify(info)}\n` : `${formatMigrationInfo(info)}\n`);
   if (info.status !== 'completed') {
     throw new PostcopyError('MIGRATE_ERR_' + info.status.toUpperCase().replace('-', '_'), `migration ${info.status}: ${info.error ?? 'see the source log'}`);

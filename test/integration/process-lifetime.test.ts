@@ -10,12 +10,9 @@ import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import { childGroup, postcopy } from './processes.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
+import { BIN, childGroup, postcopy } from './processes.ts';
 
 /** The `postcopy` processes `pid` started (Linux: /proc/PID/task/TID/children; tsx's esbuild is a child too). */
 function postcopyChildren(pid: number): number[] {

@@ -9,7 +9,7 @@ import { ControlClient } from '../../src/cli/control-client.ts';
 import type { DemoSummary } from '../../src/cli/demo.ts';
 import { generateToken } from '../../src/protocol/auth.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
 const run = promisify(execFile);
 
 /**

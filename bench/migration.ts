@@ -191,14 +191,17 @@ function demo(options: Options, instructions = options.instructions): { args: st
     child.stdout.on('data', (b: Buffer) => stdout.push(b));
     child.stderr.on('data', (b: Buffer) => stderr.push(b));
     child.once('error', reject);
-    child.once('exit', (code, signal) => {
+    child.once('exit', () => {
       clearTimeout(timer);
-      // The demo kills its children on the way out; a crash may not have.
+      // The demo kills its children on the way out; a crash may not have. They hold its stderr: 'close' waits for them.
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {
         // The group is already gone.
       }
+    });
+    // 'close', not 'exit': at 'exit' the figures may still be in the pipe.
+    child.once('close', (code, signal) => {
       const out = Buffer.concat(stdout).toString().trim();
       const last = out.split('\n').at(-1) ?? '';
       const log = Buffer.concat(stderr).toString().trim().split('\n');

@@ -31,7 +31,9 @@ export class ChildPostcopy {
       if (options.relayConsole) process.stdout.write(chunk);
     });
     createInterface({ input: this.process.stdio[3] as NodeJS.ReadableStream }).on('line', (line) => this.onEvent(line));
-    this.exited = new Promise((resolve) => this.process.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+    // 'close', not 'exit': at 'exit' the end of its console (the reference run's
+    // figures, a verified run's last lines) may still be in the pipe.
+    this.exited = new Promise((resolve) => this.process.once('close', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
   }
 
   /** Resolves with the named event; rejects if the child exits first. */

@@ -29,7 +29,8 @@ class MigrateCommand {
     this.process = spawn(process.execPath, [BIN, 'migrate', ...args], { env: { ...process.env, POSTCOPY_TOKEN: token, POSTCOPY_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.process.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
     this.process.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.exited = new Promise((resolve) => this.process.once('exit', (code, signal) => resolve({ code, signal })));
+    // 'close', not 'exit': at 'exit' the last lines may still be in the pipes.
+    this.exited = new Promise((resolve) => this.process.once('close', (code, signal) => resolve({ code, signal })));
   }
 
   exit(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -87,7 +87,8 @@ describe('source and destination process lifetime', () => {
     onTestFinished(() => void demo.kill('SIGKILL'));
     demo.stdout!.resume();
     let stderr = '';
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => demo.once('exit', (code, signal) => resolve({ code, signal })));
+    // 'close', not 'exit': at 'exit' the last lines may still be in the pipe.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => demo.once('close', (code, signal) => resolve({ code, signal })));
     await new Promise<void>((resolve, reject) => {
       demo.stderr!.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();

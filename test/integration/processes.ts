@@ -145,6 +145,7 @@ export class TerminalPostcopy {
   readonly process: ChildProcess;
   private output = '';
   private readonly watchers: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  private readonly closed: Promise<number | null>;
 
   constructor(
     private readonly args: string[],
@@ -152,6 +153,8 @@ export class TerminalPostcopy {
   ) {
     const command = [process.execPath, BIN, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
     this.process = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    // 'close', not 'exit': at 'exit' the last of the output may still be in the pipe.
+    this.closed = new Promise((resolve) => this.process.once('close', (code) => resolve(code)));
     // UTF-8 across chunk boundaries: progress bars draw with multi-byte characters.
     this.process.stdout!.setEncoding('utf8');
     this.process.stdout!.on('data', (chunk: string) => {
@@ -176,7 +179,7 @@ export class TerminalPostcopy {
     const seen = this.output.match(pattern);
     if (seen) return seen;
     const exited = new Promise<never>((_resolve, reject) =>
-      this.process.once('exit', (code) => reject(new Error(`postcopy ${this.args[0]} exited (code ${code}) before showing ${pattern}; it showed:\n${this.output.slice(-3000)}`))),
+      void this.closed.then((code) => reject(new Error(`postcopy ${this.args[0]} exited (code ${code}) before showing ${pattern}; it showed:\n${this.output.slice(-3000)}`))),
     );
     return Promise.race([new Promise<RegExpMatchArray>((resolve) => this.watchers.push({ pattern, resolve })), exited]);
   }
@@ -186,9 +189,9 @@ export class TerminalPostcopy {
     this.process.stdin!.write(`${line}\r`);
   }
 
+  /** Its exit code, once the terminal has shown everything it wrote. */
   exit(): Promise<number | null> {
-    if (this.process.exitCode !== null) return Promise.resolve(this.process.exitCode);
-    return new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
+    return this.closed;
   }
 
   kill(): void {

@@ -83,8 +83,7 @@ async function handle(monitor: Monitor, token: string, req: IncomingMessage, res
         reply(res, 200, monitor.infoMigrate());
         return;
       case 'POST /quit':
-        reply(res, 200, { ok: true });
-        monitor.quit();
+        reply(res, 200, { ok: true, message: monitor.quit() });
         return;
       default:
         reply(res, 404, { error: { code: 'MONITOR_ERR_ROUTE', message: `no route ${route}; see GET /info, GET|POST /migrate, GET|POST /migrate/parameters, POST /migrate/start-postcopy, POST /migrate/cancel, POST /quit` } });

@@ -35,7 +35,11 @@ export function startMonitorPrompt(monitor: Monitor, input: Readable, output: Wr
     }
     rl.prompt();
   });
-  rl.on('close', () => monitor.quit());
+  // Ctrl-D, or Ctrl-C (readline closes on it): quit, saying so only when a migration makes that wait.
+  rl.on('close', () => {
+    const what = monitor.quit();
+    if (monitor.migrating) say(what);
+  });
   rl.prompt();
   return rl;
 }
@@ -75,7 +79,7 @@ function run(monitor: Monitor, words: string[], say: (text: string) => void): vo
       return;
     case 'quit':
     case 'q':
-      monitor.quit();
+      say(monitor.quit());
       return;
     default:
       say(`unknown command "${cmd}"\n${HELP}`);

@@ -197,8 +197,24 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
     }
   }
 
-  quit(): void {
-    this.emit('quit');
+  /**
+   * `quit`; returns what it does, for the prompt and the endpoint. A
+   * migration in progress is cancelled first, so that the destination hears
+   * why. Past the switchover only part of the guest's memory has left: the
+   * source then quits when the migration ends, as it would anyway, rather
+   * than lose the guest (closing at once also unmapped RAM under the page
+   * threads, and the source died of SIGSEGV).
+   */
+  quit(): string {
+    const migration = this.migration;
+    if (!migration) {
+      this.emit('quit');
+      return 'quitting';
+    }
+    // A migration that took the guest away ends the source with 'completed'.
+    void this.whenMigrationEnds().then(() => this.migratedAway || this.emit('quit'));
+    if (migration.cancel('the source was told to quit')) return 'cancelling the migration, then quitting';
+    return `quitting once the migration ends: the guest runs on the destination, which still fetches pages from here (${migration.state.state})`;
   }
 
   private async drive(migration: OutgoingMigration, afterInstructions: number | undefined): Promise<void> {

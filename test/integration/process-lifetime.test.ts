@@ -12,13 +12,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import { BIN, childGroup, postcopy } from './processes.ts';
+import type { MigrationState } from '../../src/protocol/state.ts';
+import {
+  BIN,
+  childGroup,
+  DIRTYING_GUEST,
+  DIRTYING_INSTRUCTIONS,
+  expectArrivedIntact,
+  NEVER_FITS_MS,
+  PACED_ROUNDS,
+  postcopy,
+  sourceAndDestination,
+  WRITTEN_8M_GUEST,
+} from './processes.ts';
 
 /** The `postcopy` processes `pid` started (Linux: /proc/PID/task/TID/children; tsx's esbuild is a child too). */
 function postcopyChildren(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`)
     .flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
     .filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(BIN));
+}
+
+async function untilMigration(control: ControlClient, status: MigrationState): Promise<void> {
+  while ((await control.infoMigrate())?.status !== status) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 /** Running, as opposed to gone or a zombie waiting to be reaped. */
@@ -54,6 +70,31 @@ describe('source and destination process lifetime', () => {
     const source = group.spawn('source', ['source', '--guest', 'life', '--ram', '16M', '--listen', '127.0.0.1:0']);
     const finished = await source.waitFor('finished');
     expect(await source.exit()).toBe(finished.exitCode);
+  });
+
+  it('a source told to quit during a precopy cancels it first, so that the destination hears why', async () => {
+    const group = childGroup();
+    onTestFinished(() => group.killAll());
+    const { source, destination, control, to } = await sourceAndDestination(group, DIRTYING_GUEST, DIRTYING_INSTRUCTIONS);
+    await control.migrate({ to, mode: 'precopy', maxRounds: 10_000, downtimeLimitMs: NEVER_FITS_MS, ...PACED_ROUNDS, afterInstructions: 1_000_000 });
+    await untilMigration(control, 'precopy-active');
+    expect(await control.quit()).toEqual({ ok: true, message: 'cancelling the migration, then quitting' });
+    expect(await source.exit()).toBe(0);
+    expect((await destination.waitFor('failed')).message).toMatch(/the source cancelled the migration: migration cancelled: the source was told to quit/);
+  });
+
+  it('a source told to quit during a postcopy quits once it completes: the guest arrives intact, and the source does not crash', async () => {
+    const group = childGroup();
+    onTestFinished(() => group.killAll());
+    const end = '3100000';
+    const { source, destination, control, to } = await sourceAndDestination(group, WRITTEN_8M_GUEST, end);
+    // 8 MiB of data pages at 1 MiB/s: seconds of postcopy-active to quit in.
+    await control.migrate({ to, mode: 'postcopy', afterInstructions: 3_000_000, maxPostcopyBandwidth: 1024 * 1024 });
+    await untilMigration(control, 'postcopy-active');
+    expect(await control.quit()).toEqual({ ok: true, message: expect.stringMatching(/^quitting once the migration ends: the guest runs on the destination/) });
+    expect(await source.waitFor('completed')).toMatchObject({ info: { status: 'completed' } });
+    expect(await source.exit()).toBe(0);
+    await expectArrivedIntact(source, destination, WRITTEN_8M_GUEST, end);
   });
 
   it('a source or destination that cannot listen says where and why, and exits', async () => {

@@ -211,8 +211,10 @@ export class Monitor extends EventEmitter<{ completed: [MigrationInfo]; quit: []
       this.emit('quit');
       return 'quitting';
     }
-    // A migration that took the guest away ends the source with 'completed'.
-    void this.whenMigrationEnds().then(() => this.migratedAway || this.emit('quit'));
+    void this.whenMigrationEnds().then(() => {
+      // A migration that took the guest away ends the source itself, with 'completed'.
+      if (!this.migratedAway) this.emit('quit');
+    });
     if (migration.cancel('the source was told to quit')) return 'cancelling the migration, then quitting';
     return `quitting once the migration ends: the guest runs on the destination, which still fetches pages from here (${migration.state.state})`;
   }

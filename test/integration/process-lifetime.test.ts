@@ -4,7 +4,6 @@
 // used to keep it running forever in the first two cases; a port in use
 // crashed both with a stack trace, or left the source hanging.) A demo
 // stopped by a signal takes its children and its temporary files with it.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ControlClient } from '../../src/cli/control-client.ts';
-import type { MigrationState } from '../../src/protocol/state.ts';
 import {
   BIN,
   childGroup,
@@ -21,8 +19,11 @@ import {
   expectArrivedIntact,
   NEVER_FITS_MS,
   PACED_ROUNDS,
+  PlainPostcopy,
   postcopy,
+  type ProcessEnd,
   sourceAndDestination,
+  untilMigration,
   WRITTEN_8M_GUEST,
 } from './processes.ts';
 
@@ -31,10 +32,6 @@ function postcopyChildren(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`)
     .flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
     .filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(BIN));
-}
-
-async function untilMigration(control: ControlClient, status: MigrationState): Promise<void> {
-  while ((await control.infoMigrate())?.status !== status) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 /** Running, as opposed to gone or a zombie waiting to be reaped. */
@@ -116,40 +113,27 @@ describe('source and destination process lifetime', () => {
   });
 
   /** A demo whose guest runs on the source for long; resolves once it is up, with what `stop` then made of it. */
-  async function stoppedDemo(stop: (demo: ChildProcess) => void): Promise<{ stderr: string; exit: { code: number | null; signal: NodeJS.Signals | null }; work: string; left: string[]; children: number[] }> {
+  async function stoppedDemo(stop: (demo: PlainPostcopy) => void): Promise<{ stderr: string; exit: ProcessEnd; work: string; left: string[]; children: number[] }> {
     // A TMPDIR of its own, so that no other test's demo is seen there (tsx keeps its cache there too).
     const tmp = mkdtempSync(join(tmpdir(), 'postcopy-lifetime-'));
     const demoDirectories = (): string[] => readdirSync(tmp).filter((name) => name.startsWith('postcopy-demo-'));
     onTestFinished(() => rmSync(tmp, { recursive: true, force: true }));
-    const demo = spawn(process.execPath, [BIN, 'demo', '--after-instructions', '2000000000', '--instructions', '4000000000'], {
-      env: { ...process.env, TMPDIR: tmp, POSTCOPY_LOG: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    onTestFinished(() => void demo.kill('SIGKILL'));
-    demo.stdout!.resume();
-    let stderr = '';
-    // 'close', not 'exit': at 'exit' the last lines may still be in the pipe.
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => demo.once('close', (code, signal) => resolve({ code, signal })));
-    await new Promise<void>((resolve, reject) => {
-      demo.stderr!.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        if (stderr.includes('guest running; control endpoint up')) resolve();
-      });
-      void exited.then(() => reject(new Error(`the demo exited before its source was up:\n${stderr}`)));
-    });
+    const demo = new PlainPostcopy(['demo', '--after-instructions', '2000000000', '--instructions', '4000000000'], { TMPDIR: tmp, POSTCOPY_LOG: 'info' });
+    onTestFinished(() => void demo.process.kill('SIGKILL'));
+    await demo.waitForStderr('guest running; control endpoint up');
     const [work, ...others] = demoDirectories();
     expect(work).toBeDefined();
     expect(others).toEqual([]);
-    const children = postcopyChildren(demo.pid!);
+    const children = postcopyChildren(demo.process.pid!);
     expect(children).toHaveLength(2);
     stop(demo);
-    const exit = await exited;
-    return { stderr, exit, work: join(tmp, work!), left: demoDirectories(), children };
+    const exit = await demo.exit();
+    return { stderr: demo.stderr, exit, work: join(tmp, work!), left: demoDirectories(), children };
   }
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`a demo stopped by ${signal} stops its source and destination, removes its temporary files, and dies of the signal`, async () => {
-      const { stderr, exit, work, left, children } = await stoppedDemo((demo) => demo.kill(signal));
+      const { stderr, exit, work, left, children } = await stoppedDemo((demo) => demo.process.kill(signal));
       expect(exit.signal).toBe(signal);
       expect(stderr).toContain(`postcopy demo: ${signal}: stopped the source and destination, removed ${work}`);
       expect(left).toEqual([]);
@@ -158,7 +142,7 @@ describe('source and destination process lifetime', () => {
   }
 
   it('a demo whose standard output is closed (piped to head, say) also stops its children and removes its files', async () => {
-    const { exit, left, children } = await stoppedDemo((demo) => demo.stdout!.destroy());
+    const { exit, left, children } = await stoppedDemo((demo) => demo.process.stdout!.destroy());
     expect(exit).toEqual({ code: 1, signal: null });
     expect(left).toEqual([]);
     await expect.poll(() => children.filter(running), { timeout: 30_000 }).toEqual([]);

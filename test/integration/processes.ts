@@ -8,6 +8,7 @@ import { ChildPostcopy } from '../../src/cli/child-postcopy.ts';
 import { ControlClient } from '../../src/cli/control-client.ts';
 import type { DemoSummary } from '../../src/cli/demo.ts';
 import { generateToken } from '../../src/protocol/auth.ts';
+import type { MigrationState } from '../../src/protocol/state.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/postcopy.js', import.meta.url));
 const run = promisify(execFile);
@@ -138,6 +139,60 @@ const haveScript = spawnSync('script', ['--version']).status === 0;
 export function noTerminal(suite: string): boolean {
   if (!haveScript) console.log(`${suite} skipped: they need script(1) from util-linux (Debian: bsdutils) for a pseudo-terminal`);
   return !haveScript;
+}
+
+export interface ProcessEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A `postcopy` subcommand as a plain child process, no terminal: its output kept as it comes, to signal or close under it. */
+export class PlainPostcopy {
+  readonly process: ChildProcess;
+  stdout = '';
+  stderr = '';
+  private readonly closed: Promise<ProcessEnd>;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.process = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process.stdout!.on('data', (chunk: Buffer) => (this.stdout += chunk.toString()));
+    this.process.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    // 'close', not 'exit': at 'exit' the last lines may still be in the pipes.
+    this.closed = new Promise((resolve) => this.process.once('close', (code, signal) => resolve({ code, signal })));
+  }
+
+  get ended(): boolean {
+    return this.process.exitCode !== null || this.process.signalCode !== null;
+  }
+
+  exit(): Promise<ProcessEnd> {
+    return this.closed;
+  }
+
+  /** Resolves once its stderr holds `text`; rejects, with that stderr, if it ends first. */
+  waitForStderr(text: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.stderr.includes(text)) resolve();
+      };
+      this.process.stderr!.on('data', check);
+      check();
+      void this.closed.then(() => reject(new Error(`postcopy ${this.process.spawnargs[2]} ended before writing ${JSON.stringify(text)}:\n${this.stderr}`)));
+    });
+  }
+}
+
+/**
+ * Polls the source until its migration is `status` with at least `rounds`
+ * precopy rounds ended; throws if `driver`, the command that started it, ends first.
+ */
+export async function untilMigration(control: ControlClient, status: MigrationState, { rounds = 0, driver }: { rounds?: number; driver?: PlainPostcopy } = {}): Promise<void> {
+  for (;;) {
+    if (driver?.ended) throw new Error(`postcopy ${driver.process.spawnargs[2]} ended before the migration was ${status}:\n${driver.stderr}`);
+    const info = await control.infoMigrate();
+    if (info !== null && info.status === status && info.precopyRounds >= rounds) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** A `postcopy` subcommand on a pseudo-terminal (under script(1)), as a person runs it: what it shows, and a way to type. */
